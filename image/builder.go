@@ -1,0 +1,241 @@
+package image
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/moby/moby/client"
+
+	"github.com/isol8/isol8/runtime"
+)
+
+// DefaultBaseImage is the base image used when the engine has it or can
+// pull it.
+const DefaultBaseImage = "debian:bookworm-slim"
+
+// DefaultPullTimeout bounds the attempt to pull the base image, so a
+// machine without a registry falls back to debootstrap quickly.
+const DefaultPullTimeout = 20 * time.Second
+
+// ErrPrerequisite is wrapped by errors about what the machine lacks
+// (debootstrap, root, an apt archive to install from).
+var ErrPrerequisite = errors.New("missing prerequisite")
+
+// Options say how to build the images. The zero value builds the runtime
+// images on DefaultBaseImage, else on a debootstrapped base, with the
+// machine's apt archive.
+type Options struct {
+	// BaseImage is used when the engine has it or can pull it
+	// (config images.baseImage). "" means DefaultBaseImage; "-" never
+	// tries an image and always debootstraps.
+	BaseImage string
+	// Mirror and Suite override the archive found in the machine's apt
+	// sources (config images.mirror, images.suite).
+	Mirror string
+	Suite  string
+	// SystemPackages are extra Debian packages per runtime name.
+	SystemPackages map[string][]string
+	// Force rebuilds the runtime images even when up to date, without the
+	// build cache. The debootstrapped base is still reused: it is keyed by
+	// its recipe (remove it with RemoveAll to bootstrap it afresh).
+	Force bool
+	// PullTimeout bounds the pull of BaseImage (DefaultPullTimeout if 0).
+	PullTimeout time.Duration
+	// TempDir holds the debootstrap root filesystem (os.TempDir() if "").
+	TempDir string
+	// BuildNetwork is the network of build containers, which need the
+	// archive ("" is Docker's default bridge; "host" also works).
+	BuildNetwork string
+	// Progress receives each step; nil discards them.
+	Progress func(Progress)
+}
+
+// Builder builds isol8's runtime images with a Docker engine.
+type Builder struct {
+	cli *client.Client
+}
+
+// New connects to the Docker engine named by the environment (DOCKER_HOST,
+// else the local socket). The connection is checked on first use.
+func New() (*Builder, error) {
+	cli, err := client.New(client.FromEnv)
+	if err != nil {
+		return nil, fmt.Errorf("docker client: %w", err)
+	}
+	return &Builder{cli: cli}, nil
+}
+
+// NewWithClient uses an existing Docker client; Close then closes it.
+func NewWithClient(cli *client.Client) *Builder { return &Builder{cli: cli} }
+
+// Close releases the connection to the engine.
+func (b *Builder) Close() error { return b.cli.Close() }
+
+// Result describes one runtime image after Build.
+type Result struct {
+	Runtime  string
+	Tags     []string // isol8:<rt>, isol8:<rt>-<shorthash>
+	ID       string
+	Hash     string
+	UpToDate bool // nothing had to be built
+}
+
+// EnsureRuntimeImages builds every runtime's image that is missing or
+// stale; with images already up to date it only reads labels.
+func (b *Builder) EnsureRuntimeImages(ctx context.Context, opts Options) error {
+	_, err := b.ensure(ctx, runtime.Names(), opts)
+	return err
+}
+
+// Build makes the image of one runtime when it is missing or stale (or
+// opts.Force is set) and reports what it holds.
+func (b *Builder) Build(ctx context.Context, rt string, opts Options) (Result, error) {
+	res, err := b.ensure(ctx, []string{rt}, opts)
+	if err != nil {
+		return Result{}, err
+	}
+	return res[0], nil
+}
+
+// ensure builds the stale images among runtimes, sharing one base.
+func (b *Builder) ensure(ctx context.Context, runtimes []string, opts Options) ([]Result, error) {
+	for _, rt := range runtimes {
+		if _, ok := runtimePackages[rt]; !ok {
+			return nil, fmt.Errorf("runtime %q: no image recipe (have python, node, bash)", rt)
+		}
+	}
+	p := progressFunc(opts.Progress)
+	if err := b.ping(ctx); err != nil {
+		return nil, err
+	}
+	unlock, err := lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+
+	plan, err := b.planBase(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	recipes, results, todo, err := b.check(ctx, runtimes, plan, opts)
+	if err != nil {
+		return nil, err
+	}
+	for _, i := range todo {
+		if i == todo[0] {
+			// Only now is the base needed: pull or bootstrap it.
+			if plan, err = b.ensureBase(ctx, plan, opts); err != nil {
+				return nil, err
+			}
+			if recipes, results, _, err = b.check(ctx, runtimes, plan, opts); err != nil {
+				return nil, err
+			}
+		}
+		if results[i], err = b.buildRuntime(ctx, recipes[i], plan, opts); err != nil {
+			return nil, err
+		}
+	}
+	for _, r := range results {
+		if r.UpToDate {
+			p(Progress{Runtime: r.Runtime, Stage: StageUpToDate, Message: r.Tags[0] + " is up to date (" + short(r.Hash) + ")"})
+		}
+	}
+	return results, nil
+}
+
+// check computes each runtime's recipe and reports which need a build.
+func (b *Builder) check(ctx context.Context, runtimes []string, plan basePlan, opts Options) ([]*recipe, []Result, []int, error) {
+	recipes := make([]*recipe, len(runtimes))
+	results := make([]Result, len(runtimes))
+	var todo []int
+	for i, rt := range runtimes {
+		r, err := newRecipe(rt, plan.ref, plan.key, plan.sources, opts.SystemPackages[rt])
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		recipes[i] = r
+		results[i] = Result{Runtime: rt, Tags: r.Tags(), Hash: r.Hash}
+		img, err := b.cli.ImageInspect(ctx, r.Tags()[0])
+		if err == nil && img.Config != nil && img.Config.Labels[LabelContentHash] == r.Hash && !opts.Force {
+			results[i].ID, results[i].UpToDate = img.ID, true
+			continue
+		}
+		if err != nil && !isNotFound(err) {
+			return nil, nil, nil, fmt.Errorf("inspect image %s: %w", r.Tags()[0], err)
+		}
+		todo = append(todo, i)
+	}
+	return recipes, results, todo, nil
+}
+
+// archive returns the archive to install from: the options' override,
+// else the one in the machine's apt sources.
+func archive(opts Options) (*Archive, error) {
+	srcs, err := ReadAptSources("/")
+	if err != nil {
+		return nil, fmt.Errorf("read apt sources: %w", err)
+	}
+	a, err := PickArchive(srcs, releaseSuite)
+	if err != nil && (opts.Mirror == "" || opts.Suite == "") {
+		return nil, fmt.Errorf("%w: %w", ErrPrerequisite, err)
+	}
+	if opts.Mirror != "" {
+		a.Mirror = opts.Mirror
+	}
+	if opts.Suite != "" {
+		a.Suite = opts.Suite
+	}
+	if a.Distro == "" {
+		a.Distro, a.Components = "debian", []string{"main"}
+	}
+	if !hasScheme(a.Mirror, "http", "https") {
+		return nil, fmt.Errorf("images.mirror: %q is not an http or https URL", a.Mirror)
+	}
+	if !releaseSuite(a.Suite) {
+		return nil, fmt.Errorf("images.suite: %q is not a release debootstrap knows", a.Suite)
+	}
+	return &a, nil
+}
+
+// lock serialises builds on this machine, so two setups do not both run
+// debootstrap.
+func lock(ctx context.Context) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "isol8-image-build.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("build lock: %w", err)
+	}
+	for {
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("build lock: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, fmt.Errorf("waiting for another image build: %w", ctx.Err())
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+func hasScheme(uri string, schemes ...string) bool {
+	for _, s := range schemes {
+		if len(uri) > len(s)+3 && uri[:len(s)+3] == s+"://" {
+			return true
+		}
+	}
+	return false
+}
+
+var _ = slices.Contains[[]string]

@@ -1,0 +1,124 @@
+package isol8
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"sync"
+
+	"github.com/isol8/isol8/runtime"
+	"github.com/isol8/isol8/sandbox"
+)
+
+// session is the persistent sandbox of an engine in persistent mode. It is
+// bound to the runtime of its first run. Files put before the first run
+// wait in pending and are written when the sandbox is made.
+type session struct {
+	mu      sync.Mutex
+	sb      sandbox.Sandbox
+	runtime Runtime
+	pending map[string][]byte
+}
+
+func (e *LocalEngine) getSession() *session {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.session == nil {
+		e.session = &session{pending: map[string][]byte{}}
+	}
+	return e.session
+}
+
+func (s *session) destroy(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sb == nil {
+		return nil
+	}
+	err := s.sb.Destroy(ctx)
+	s.sb = nil
+	return err
+}
+
+func (e *LocalEngine) runPersistent(ctx context.Context, b sandbox.Backend, req *Request, lim Limits, sink EventSink) (*Result, error) {
+	rt, err := runtime.Get(string(req.Runtime))
+	if err != nil {
+		return nil, invalid("runtime", "%v", err)
+	}
+	s := e.getSession()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.runtime != "" && s.runtime != req.Runtime {
+		return nil, &FieldError{Field: "runtime", Class: ErrConflict,
+			Reason: fmt.Sprintf("this persistent session is bound to %s; it cannot run %s (use another session)", s.runtime, req.Runtime)}
+	}
+	var extra map[string][]byte
+	if s.sb == nil {
+		if s.sb, err = e.createSandbox(ctx, b, e.spec(rt, lim)); err != nil {
+			return nil, err
+		}
+		s.runtime = req.Runtime
+		extra, s.pending = s.pending, map[string][]byte{}
+	}
+	res, err := e.runIn(ctx, s.sb, rt, req, lim, sink, extra)
+	if (res != nil && res.TimedOut) || ctx.Err() != nil {
+		// The sandbox was (or must be) killed; the next run starts afresh.
+		_ = destroy(s.sb)
+		s.sb = nil
+	}
+	return res, err
+}
+
+func (e *LocalEngine) persistentOnly() error {
+	if e.Limits(nil).Mode != Persistent {
+		return fmt.Errorf("files can only be put and got in persistent mode: %w", ErrConflict)
+	}
+	return nil
+}
+
+// PutFile writes a file into the persistent sandbox (before the first run,
+// it is kept and written when the sandbox is made).
+func (e *LocalEngine) PutFile(ctx context.Context, path string, content []byte) error {
+	if err := SandboxPath("path", path); err != nil {
+		return err
+	}
+	if err := e.persistentOnly(); err != nil {
+		return err
+	}
+	s := e.getSession()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sb == nil {
+		s.pending[path] = content
+		return nil
+	}
+	return s.sb.WriteFiles(ctx, []sandbox.File{{Path: path, Data: content}})
+}
+
+// GetFile reads a regular file from the persistent sandbox.
+func (e *LocalEngine) GetFile(ctx context.Context, path string) ([]byte, error) {
+	if err := SandboxPath("path", path); err != nil {
+		return nil, err
+	}
+	if err := e.persistentOnly(); err != nil {
+		return nil, err
+	}
+	s := e.getSession()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sb == nil {
+		if data, ok := s.pending[path]; ok {
+			return maps.Clone(map[string][]byte{path: data})[path], nil
+		}
+		return nil, fmt.Errorf("%s: %w", path, ErrNotFound)
+	}
+	data, err := s.sb.ReadFile(ctx, path, maxOutputFile)
+	if errors.Is(err, sandbox.ErrNotFound) {
+		return nil, fmt.Errorf("%s: %w", path, ErrNotFound)
+	}
+	if errors.Is(err, sandbox.ErrNotRegular) || errors.Is(err, sandbox.ErrTooLarge) {
+		return nil, &FieldError{Field: "path", Reason: err.Error()}
+	}
+	return data, err
+}
