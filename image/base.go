@@ -28,10 +28,7 @@ type basePlan struct {
 // image when the engine has it, else a debootstrapped one.
 func (b *Builder) planBase(ctx context.Context, opts Options) (basePlan, error) {
 	arch, archErr := archive(opts)
-	want := opts.BaseImage
-	if want == "" {
-		want = DefaultBaseImage
-	}
+	want := baseImageName(opts)
 	if want != "-" {
 		if plan, ok, err := b.imagePlan(ctx, want, arch); err != nil || ok {
 			return plan, err
@@ -52,6 +49,14 @@ func (b *Builder) planBase(ctx context.Context, opts Options) (basePlan, error) 
 		plan.pull = want
 	}
 	return plan, nil
+}
+
+// baseImageName is the base image the options ask for ("-" for none).
+func baseImageName(opts Options) string {
+	if opts.BaseImage == "" {
+		return DefaultBaseImage
+	}
+	return opts.BaseImage
 }
 
 // imagePlan uses ref as the base if the engine has it.

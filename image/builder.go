@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -22,6 +25,9 @@ const DefaultBaseImage = "debian:bookworm-slim"
 // DefaultPullTimeout bounds the attempt to pull the base image, so a
 // machine without a registry falls back to debootstrap quickly.
 const DefaultPullTimeout = 20 * time.Second
+
+// DefaultTempDir is where debootstrap's root filesystem is made.
+const DefaultTempDir = "/var/tmp"
 
 // ErrPrerequisite is wrapped by errors about what the machine lacks
 // (debootstrap, root, an apt archive to install from).
@@ -43,14 +49,17 @@ type Options struct {
 	SystemPackages map[string][]string
 	// Force rebuilds the runtime images even when up to date, without the
 	// build cache. The debootstrapped base is still reused: it is keyed by
-	// its recipe (remove it with RemoveAll to bootstrap it afresh).
+	// its recipe (Remove it to bootstrap it afresh).
 	Force bool
 	// PullTimeout bounds the pull of BaseImage (DefaultPullTimeout if 0).
 	PullTimeout time.Duration
-	// TempDir holds the debootstrap root filesystem (os.TempDir() if "").
+	// TempDir holds the debootstrap root filesystem (DefaultTempDir if
+	// ""); it must allow exec and device files, which a hardened /tmp may
+	// not.
 	TempDir string
 	// BuildNetwork is the network of build containers, which need the
-	// archive ("" is Docker's default bridge; "host" also works).
+	// archive. "" is Docker's default bridge, retried once with "host"
+	// when apt cannot reach the archive from the bridge.
 	BuildNetwork string
 	// Progress receives each step; nil discards them.
 	Progress func(Progress)
@@ -107,7 +116,7 @@ func (b *Builder) Build(ctx context.Context, rt string, opts Options) (Result, e
 func (b *Builder) ensure(ctx context.Context, runtimes []string, opts Options) ([]Result, error) {
 	for _, rt := range runtimes {
 		if _, ok := runtimePackages[rt]; !ok {
-			return nil, fmt.Errorf("runtime %q: no image recipe (have python, node, bash)", rt)
+			return nil, fmt.Errorf("runtime %q: no image recipe (have %s)", rt, strings.Join(slices.Sorted(maps.Keys(runtimePackages)), ", "))
 		}
 	}
 	p := progressFunc(opts.Progress)
@@ -128,16 +137,17 @@ func (b *Builder) ensure(ctx context.Context, runtimes []string, opts Options) (
 	if err != nil {
 		return nil, err
 	}
-	for _, i := range todo {
-		if i == todo[0] {
-			// Only now is the base needed: pull or bootstrap it.
-			if plan, err = b.ensureBase(ctx, plan, opts); err != nil {
-				return nil, err
-			}
-			if recipes, results, _, err = b.check(ctx, runtimes, plan, opts); err != nil {
-				return nil, err
-			}
+	if len(todo) > 0 {
+		// Only now is the base needed: pull or bootstrap it. A pulled base
+		// changes every hash, so check again.
+		if plan, err = b.ensureBase(ctx, plan, opts); err != nil {
+			return nil, err
 		}
+		if recipes, results, todo, err = b.check(ctx, runtimes, plan, opts); err != nil {
+			return nil, err
+		}
+	}
+	for _, i := range todo {
 		if results[i], err = b.buildRuntime(ctx, recipes[i], plan, opts); err != nil {
 			return nil, err
 		}
@@ -177,8 +187,11 @@ func (b *Builder) check(ctx context.Context, runtimes []string, plan basePlan, o
 
 // archive returns the archive to install from: the options' override,
 // else the one in the machine's apt sources.
-func archive(opts Options) (*Archive, error) {
-	srcs, err := ReadAptSources("/")
+func archive(opts Options) (*Archive, error) { return archiveFrom("/", opts) }
+
+// archiveFrom is archive with the apt configuration under root.
+func archiveFrom(root string, opts Options) (*Archive, error) {
+	srcs, err := ReadAptSources(root)
 	if err != nil {
 		return nil, fmt.Errorf("read apt sources: %w", err)
 	}
@@ -187,15 +200,16 @@ func archive(opts Options) (*Archive, error) {
 		return nil, fmt.Errorf("%w: %w", ErrPrerequisite, err)
 	}
 	if opts.Mirror != "" {
-		a.Mirror = opts.Mirror
+		a.Mirror = strings.TrimRight(opts.Mirror, "/")
+		a.Distro, a.Components = "debian", []string{"main"}
+		if hasPathSegment(a.Mirror, "ubuntu") {
+			a.Distro, a.Components = "ubuntu", []string{"main", "universe"}
+		}
 	}
 	if opts.Suite != "" {
 		a.Suite = opts.Suite
 	}
-	if a.Distro == "" {
-		a.Distro, a.Components = "debian", []string{"main"}
-	}
-	if !hasScheme(a.Mirror, "http", "https") {
+	if !httpURL(a.Mirror) {
 		return nil, fmt.Errorf("images.mirror: %q is not an http or https URL", a.Mirror)
 	}
 	if !releaseSuite(a.Suite) {
@@ -229,13 +243,9 @@ func lock(ctx context.Context) (func(), error) {
 	}
 }
 
-func hasScheme(uri string, schemes ...string) bool {
-	for _, s := range schemes {
-		if len(uri) > len(s)+3 && uri[:len(s)+3] == s+"://" {
-			return true
-		}
-	}
-	return false
+// httpURL reports whether s is an absolute http or https URL (which also
+// rules out spaces and newlines that would break sources.list).
+func httpURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" && !strings.ContainsAny(s, " \t")
 }
-
-var _ = slices.Contains[[]string]

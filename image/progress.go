@@ -21,6 +21,7 @@ const (
 	StageDone        Stage = "done"        // an image was built
 	StageUpToDate    Stage = "up to date"  // an image needed no build
 	StageWarning     Stage = "warning"     // something went wrong but the build goes on
+	StageRemoved     Stage = "removed"     // Remove removed an image
 )
 
 // Progress is one step of a build, for a person to read.
