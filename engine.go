@@ -28,7 +28,8 @@ type EngineConfig struct {
 	// EnsureImage is called when a sandbox's image is missing; it should
 	// build the image (reporting progress to w) so the run can go on.
 	EnsureImage func(ctx context.Context, image string, w io.Writer) error
-	// Progress receives human-readable progress of slow steps (image builds).
+	// Progress receives human-readable progress of slow steps (image
+	// builds); nil means standard error.
 	Progress io.Writer
 }
 
@@ -71,7 +72,11 @@ func New(ec EngineConfig) (*LocalEngine, error) {
 	if ec.Options.MaxConcurrent > 0 {
 		n = ec.Options.MaxConcurrent
 	}
-	return &LocalEngine{ec: ec, cfg: cfg, log: log, sem: make(chan struct{}, max(n, 1))}, nil
+	e := &LocalEngine{ec: ec, cfg: cfg, log: log, sem: make(chan struct{}, max(n, 1))}
+	if e.ec.EnsureImage == nil {
+		e.ec.EnsureImage = e.ensureRuntimeImage
+	}
+	return e, nil
 }
 
 // Config returns the engine's config.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strings"
 	"time"
@@ -50,9 +51,11 @@ func (e *LocalEngine) spec(rt *runtime.Adapter, lim Limits) sandbox.Spec {
 func (e *LocalEngine) createSandbox(ctx context.Context, b sandbox.Backend, spec sandbox.Spec) (sandbox.Sandbox, error) {
 	sb, err := b.Create(ctx, spec)
 	if errors.Is(err, sandbox.ErrImageNotFound) && e.ec.EnsureImage != nil {
+		// A build takes minutes: without a progress writer, say so on
+		// stderr rather than hang silently.
 		w := e.ec.Progress
 		if w == nil {
-			w = io.Discard
+			w = os.Stderr
 		}
 		if berr := e.ec.EnsureImage(ctx, spec.Image, w); berr != nil {
 			return nil, fmt.Errorf("image %s is missing and could not be built: %w", spec.Image, berr)
