@@ -148,12 +148,20 @@ func ConfigPaths() []string {
 // LoadConfig reads the first config file of ConfigPaths (none is fine),
 // merges it over the defaults, applies environment overrides and validates
 // the result. Unknown keys and bad values are reported by their key.
-func LoadConfig() (*Config, error) {
+func LoadConfig() (*Config, error) { return LoadConfigFrom("") }
+
+// LoadConfigFrom is LoadConfig with an explicit file (a --config flag);
+// "" searches ConfigPaths. An explicit file must exist.
+func LoadConfigFrom(path string) (*Config, error) {
 	cfg := DefaultConfig()
 	cfg.Sources = map[string]string{}
-	for _, p := range ConfigPaths() {
+	paths, explicit := ConfigPaths(), os.Getenv("ISOL8_CONFIG") != ""
+	if path != "" {
+		paths, explicit = []string{path}, true
+	}
+	for _, p := range paths {
 		data, err := os.ReadFile(p)
-		if errors.Is(err, os.ErrNotExist) && os.Getenv("ISOL8_CONFIG") == "" {
+		if errors.Is(err, os.ErrNotExist) && !explicit {
 			continue
 		}
 		if err != nil {
