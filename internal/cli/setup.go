@@ -1,0 +1,100 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/isol8/isol8/image"
+	"github.com/isol8/isol8/runtime"
+	"github.com/spf13/cobra"
+)
+
+func init() { register(newSetupCmd) }
+
+func newSetupCmd() *cobra.Command {
+	var force, verbose bool
+	cmd := &cobra.Command{
+		Use:   "setup",
+		Short: "Build the runtime images",
+		Long: `Build the images code runs in (` + strings.Join(runtimeImages(), ", ") + `), showing each step.
+
+Each image is built on a Debian base: the config's images.baseImage (default
+debian:bookworm-slim) when the Docker engine has it or can pull it, else a
+minimal root filesystem made with debootstrap from images.mirror and
+images.suite (default: the archive in this machine's apt sources; the
+ISOL8_DEBIAN_MIRROR environment variable overrides the mirror). Packages
+listed in the config's dependencies.<runtime> are baked into that
+runtime's image.
+
+Images carry a hash of everything that shaped them, so running setup again
+is a quick no-op that says the images are up to date; --force rebuilds
+them. "isol8 run" also builds a missing image on first use.`,
+		Example: `  isol8 setup
+  isol8 setup --verbose      # also show apt's and debootstrap's output
+  isol8 setup --force        # rebuild even when up to date`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig()
+			if err != nil {
+				return err
+			}
+			if err := applyConfigFlags(cmd, cfg, []configFlag{
+				{flag: "backend", key: "defaults.backend", normalize: oneOf("docker", "native", "auto")},
+			}); err != nil {
+				return err
+			}
+			// The runtime images are Docker images, which is all setup
+			// builds so far; --backend is checked and accepted so the
+			// same command lines work for run, serve and setup.
+			out := cmd.OutOrStdout()
+			b, err := image.New()
+			if err != nil {
+				return err
+			}
+			defer b.Close()
+			var built, upToDate int
+			lines := image.LineWriter(out, verbose)
+			progress := func(p image.Progress) {
+				switch p.Stage {
+				case image.StageDone:
+					built++
+				case image.StageUpToDate:
+					upToDate++
+				}
+				lines(p)
+			}
+			if err := b.EnsureRuntimeImages(cmd.Context(), imageOptions(cfg, force, progress)); err != nil {
+				return fmt.Errorf("setup: %w", err)
+			}
+			if built == 0 && upToDate > 0 {
+				fmt.Fprintln(out, "isol8: the runtime images are up to date")
+			} else {
+				fmt.Fprintf(out, "isol8: built %d runtime image(s); %d already up to date\n", built, upToDate)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&force, "force", false, "rebuild the images even when they are up to date")
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "also print the output of each build step")
+	cmd.Flags().String("backend", "", "sandbox backend (`NAME`) the images are for: docker, native or auto (default docker)")
+	return cmd
+}
+
+// runtimeImages lists the images setup builds.
+func runtimeImages() []string {
+	var refs []string
+	for _, name := range runtime.Names() {
+		if a, err := runtime.Get(name); err == nil {
+			refs = append(refs, a.Image)
+		}
+	}
+	return refs
+}
+
+// noArgs refuses positional arguments as a usage error.
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageErrorf("%s takes no arguments, got %q", cmd.CommandPath(), args)
+	}
+	return nil
+}
