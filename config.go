@@ -17,6 +17,7 @@ import (
 // serves the CLI, the library and the server.
 type Config struct {
 	MaxConcurrent  int                 `json:"maxConcurrent"`
+	Queue          QueueConfig         `json:"queue"`
 	Defaults       Options             `json:"defaults"`
 	Maxima         Maxima              `json:"maxima"`
 	Network        NetworkFilter       `json:"network"`
@@ -48,6 +49,13 @@ type Maxima struct {
 	SandboxSize   string  `json:"sandboxSize"`
 	TmpSize       string  `json:"tmpSize"`
 	MaxOutputSize int64   `json:"maxOutputSize"`
+}
+
+// QueueConfig bounds the runs waiting for one of maxConcurrent slots;
+// past either bound a run is refused (HTTP 429 with Retry-After).
+type QueueConfig struct {
+	Size      int   `json:"size"`
+	TimeoutMs int64 `json:"timeoutMs"`
 }
 
 // CleanupConfig controls pruning of idle sessions.
@@ -104,6 +112,7 @@ type ImagesConfig struct {
 func DefaultConfig() *Config {
 	return &Config{
 		MaxConcurrent: 10,
+		Queue:         QueueConfig{Size: 100, TimeoutMs: 60000},
 		Defaults: Options{
 			Mode: Ephemeral, Network: NetworkNone, TimeoutMs: 30000,
 			MemoryLimit: "512m", CPULimit: 1, PidsLimit: 64,
@@ -321,6 +330,9 @@ func (c *Config) Source(key string) string {
 func (c *Config) Validate() error {
 	if c.MaxConcurrent < 1 {
 		return fmt.Errorf("maxConcurrent: must be at least 1, got %d", c.MaxConcurrent)
+	}
+	if c.Queue.Size < 0 || c.Queue.TimeoutMs < 0 {
+		return fmt.Errorf("queue: size and timeoutMs must not be negative")
 	}
 	if err := validateOptions(&c.Defaults, "defaults."); err != nil {
 		return err

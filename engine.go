@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/isol8/isol8/sandbox"
 )
@@ -28,6 +29,9 @@ type EngineConfig struct {
 	// EnsureImage is called when a sandbox's image is missing; it should
 	// build the image (reporting progress to w) so the run can go on.
 	EnsureImage func(ctx context.Context, image string, w io.Writer) error
+	// Limiter bounds this engine's sandboxes; nil means the process-wide
+	// limiter (ProcessLimiter), shared by every engine of the process.
+	Limiter *Limiter
 	// Progress receives human-readable progress of slow steps (image
 	// builds); nil means standard error.
 	Progress io.Writer
@@ -39,7 +43,7 @@ type LocalEngine struct {
 	ec   EngineConfig
 	cfg  *Config
 	log  *slog.Logger
-	sem  chan struct{}
+	lim  *Limiter
 	runs sync.WaitGroup
 
 	mu      sync.Mutex
@@ -68,11 +72,14 @@ func New(ec EngineConfig) (*LocalEngine, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	n := cfg.MaxConcurrent
-	if ec.Options.MaxConcurrent > 0 {
-		n = ec.Options.MaxConcurrent
+	lim := ec.Limiter
+	if lim == nil && ec.Options.MaxConcurrent > 0 {
+		lim = NewLimiter(ec.Options.MaxConcurrent, cfg.Queue.Size, time.Duration(cfg.Queue.TimeoutMs)*time.Millisecond)
 	}
-	e := &LocalEngine{ec: ec, cfg: cfg, log: log, sem: make(chan struct{}, max(n, 1))}
+	if lim == nil {
+		lim = ProcessLimiter(cfg)
+	}
+	e := &LocalEngine{ec: ec, cfg: cfg, log: log, lim: lim}
 	if e.ec.EnsureImage == nil {
 		e.ec.EnsureImage = e.ensureRuntimeImage
 	}
@@ -232,12 +239,10 @@ func (e *LocalEngine) execute(ctx context.Context, req *Request, sink EventSink)
 	if err != nil {
 		return nil, err
 	}
-	select {
-	case e.sem <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	if err := e.lim.Acquire(ctx); err != nil {
+		return nil, err
 	}
-	defer func() { <-e.sem }()
+	defer e.lim.Release()
 	e.runs.Add(1)
 	defer e.runs.Done()
 	if lim.Mode == Persistent {
