@@ -75,8 +75,9 @@ func (l *Limiter) Acquire(ctx context.Context) error {
 		return nil
 	}
 	if l.queue > 0 && l.waiting >= l.queue {
+		held, waiting := l.held, l.waiting
 		l.mu.Unlock()
-		return fmt.Errorf("%w: %d runs are running and %d waiting (maxConcurrent %d); try again later", ErrResourceExhausted, l.held, l.waiting, l.size)
+		return fmt.Errorf("%w: %d runs are running and %d waiting (maxConcurrent %d); try again later", ErrResourceExhausted, held, waiting, l.size)
 	}
 	l.waiting++
 	defer func() {
