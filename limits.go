@@ -10,7 +10,8 @@ import (
 type Limits struct {
 	Mode           Mode
 	Network        NetworkMode
-	Filter         NetworkFilter
+	Filter         NetworkFilter  // the config's network.whitelist/blacklist
+	OptionFilter   *NetworkFilter // the options' networkFilter, intersected with Filter
 	LogNetwork     bool
 	Timeout        time.Duration
 	MemoryBytes    int64
@@ -63,21 +64,14 @@ func (c *Config) Resolve(engine Options, req *Request) Limits {
 	if lim.Seccomp.Seccomp == "" {
 		lim.Seccomp = c.Security
 	}
-	lim.Filter = NetworkFilter{
-		Whitelist: append(append([]string{}, c.Network.Whitelist...), filterList(o.NetworkFilter, true)...),
-		Blacklist: append(append([]string{}, c.Network.Blacklist...), filterList(o.NetworkFilter, false)...),
+	// The config's lists and the options' lists stay apart: a host must
+	// pass both allow lists, and either deny list blocks it, so options
+	// can only tighten what the config allows.
+	lim.Filter = c.Network
+	if o.NetworkFilter != nil {
+		lim.OptionFilter = o.NetworkFilter
 	}
 	return lim
-}
-
-func filterList(f *NetworkFilter, allow bool) []string {
-	if f == nil {
-		return nil
-	}
-	if allow {
-		return f.Whitelist
-	}
-	return f.Blacklist
 }
 
 func clampSize(v, fallback, max string) int64 {
