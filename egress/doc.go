@@ -22,23 +22,28 @@
 //
 // # Reaching the proxy from a sandbox
 //
-// The proxy listens on a Unix socket (ListenUnix) in a per-sandbox host
-// directory, which the backend bind-mounts into the sandbox (a directory,
-// not the socket file, so that a new proxy can replace the socket between
-// runs of a persistent sandbox; read-only is fine, connect(2) does not
-// write). Programs in the sandbox expect HTTP_PROXY=http://127.0.0.1:PORT,
-// so a small helper in the sandbox runs Bridge on 127.0.0.1:PORT, piping
-// each TCP connection to the socket. The helper needs nothing but this
-// package (a static Go binary, such as the isol8 executable itself
-// mounted read-only and run with a hidden subcommand). It runs as the
-// sandbox user and is not trusted: the Proxy enforces everything.
+// A filtered sandbox keeps no network interface but loopback. The engine
+// serves the proxy, from its own process, on a listener that lives in the
+// sandbox's network namespace at 127.0.0.1:3128 (sandbox.LoopbackListener;
+// the Docker backend creates it with setns(2), see sandbox.ListenInNetNS),
+// and gives the sandbox's processes HTTP_PROXY and HTTPS_PROXY pointing
+// there. Nothing of the proxy runs in the sandbox, and the listener exists
+// before any user code does, so that code cannot take its port.
+//
+// A backend that cannot enter the sandbox's namespace can instead
+// bind-mount a directory holding a Unix socket (ListenUnix) into the
+// sandbox and run Bridge there on 127.0.0.1:PORT, piping each TCP
+// connection to the socket (a directory, not the socket file, so that a
+// new proxy can replace the socket between runs of a persistent sandbox).
+// That helper runs as the sandbox user and is not trusted: the Proxy
+// enforces everything either way.
 //
 //	m, err := egress.Compile(serverPolicy.Intersect(requestPolicy))
 //	logs := &egress.LogBuffer{}
 //	p, err := egress.New(runCtx, egress.Config{Matcher: m, OnLog: logs.Add})
-//	l, err := egress.ListenUnix(filepath.Join(dir, "egress.sock"))
+//	l, err := sb.(sandbox.LoopbackListener).ListenLoopback(ctx, "127.0.0.1:3128")
 //	go p.Serve(l)
-//	// … run the sandbox with dir mounted and the bridge started …
+//	// … run the sandbox's processes with HTTP_PROXY=http://127.0.0.1:3128 …
 //	p.Close()
 //	entries, dropped := logs.Logs()
 //	usage := p.Stats()

@@ -20,7 +20,6 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"run", "--cpu", "-1", "-e", "1"}, "--cpu"},
 		{[]string{"run", "--pids-limit", "0", "-e", "1"}, "--pids-limit"},
 		{[]string{"run", "--max-output", "lots", "-e", "1"}, "--max-output"},
-		{[]string{"run", "--net", "filtered", "-e", "1"}, "--net"},
 		{[]string{"run", "--net", "bridge", "-e", "1"}, "--net"},
 		{[]string{"run", "--backend", "kvm", "-e", "1"}, "--backend"},
 		{[]string{"run", "--secret", "NOPE_NOT_SET_ANYWHERE", "-e", "1"}, "--secret"},

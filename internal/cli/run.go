@@ -132,6 +132,9 @@ func (o *runOptions) run(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
+	for _, hook := range runResultHooks {
+		hook(cmd, o, res)
+	}
 	return o.finish(req, res, stderr)
 }
 

@@ -57,14 +57,20 @@ var runConfigFlags = []configFlag{
 // runFlagHooks add flags to run (remote mode adds --host, --key, …).
 var runFlagHooks []func(cmd *cobra.Command)
 
+// runApplyHooks apply the flags a hook added to o.cfg and o.options, after
+// run's own flags and before the engine is made (netflags.go).
+var runApplyHooks []func(cmd *cobra.Command, o *runOptions) error
+
+// runResultHooks see a run's result after its output has been printed and
+// before the exit code is worked out (netflags.go prints the network log).
+var runResultHooks []func(cmd *cobra.Command, o *runOptions, res *isol8.Result)
+
 func network(v string) (string, error) {
 	switch v {
-	case "none", "host":
+	case "none", "filtered", "host":
 		return v, nil
-	case "filtered":
-		return "", fmt.Errorf("filtered networking is not available in the CLI yet; use none or host")
 	}
-	return "", fmt.Errorf("must be none or host")
+	return "", fmt.Errorf("must be none, filtered or host")
 }
 
 func (o *runOptions) addFlags(cmd *cobra.Command) {
@@ -89,7 +95,7 @@ func (o *runOptions) addFlags(cmd *cobra.Command) {
 	f.StringVar(&o.filesDir, "files", "", "copy every regular file under `DIR` into /sandbox, keeping relative paths")
 	f.StringArrayVar(&o.outs, "out", nil, "copy the sandbox file PATH to LOCAL after the run, as `PATH[:LOCAL]` (see above; repeatable)")
 	f.BoolVar(&o.noStream, "no-stream", false, "print stdout, then stderr, when the run ends instead of as they arrive")
-	f.String("net", "", "network `MODE`: none or host (default none)")
+	f.String("net", "", "network `MODE`: none, filtered (only through the egress proxy, see --allow) or host (default none)")
 	f.Bool("persistent", false, "run in a persistent sandbox (kept between the runs of a session; on its own it is removed when isol8 exits)")
 	f.String("backend", "", "sandbox backend `NAME`: docker, native or auto (default docker)")
 	for _, hook := range runFlagHooks {
@@ -118,6 +124,11 @@ func (o *runOptions) applyFlags(cmd *cobra.Command) error {
 	}
 	if o.outputs, err = parseOuts(o.outs); err != nil {
 		return err
+	}
+	for _, hook := range runApplyHooks {
+		if err := hook(cmd, o); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -74,12 +74,12 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Sandbo
 func (b *Backend) configs(spec sandbox.Spec) (*container.Config, *container.HostConfig, error) {
 	var network container.NetworkMode
 	switch spec.Network {
-	case sandbox.NetworkNone, "":
+	case sandbox.NetworkNone, "", sandbox.NetworkFiltered:
+		// Filtered is "none" here: the engine reaches the sandbox's
+		// loopback through ListenLoopback (netns.go).
 		network = "none"
 	case sandbox.NetworkHost:
 		network = "host"
-	case sandbox.NetworkFiltered:
-		return nil, nil, fmt.Errorf("network %q: not supported yet by the docker backend", spec.Network)
 	default:
 		return nil, nil, fmt.Errorf("network %q: unknown policy", spec.Network)
 	}
