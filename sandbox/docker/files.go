@@ -37,14 +37,16 @@ func (s *Sandbox) WriteFiles(ctx context.Context, files []sandbox.File) error {
 		}
 		groups[root] = append(groups[root], f)
 	}
-	for _, root := range writableRoots {
-		if fs := groups[root]; len(fs) > 0 {
-			if err := s.copyTo(ctx, root, fs); err != nil {
-				return err
+	return s.frozen(ctx, func() error {
+		for _, root := range writableRoots {
+			if fs := groups[root]; len(fs) > 0 {
+				if err := s.copyTo(ctx, root, fs); err != nil {
+					return err
+				}
 			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // rootOf returns the writable root p lies strictly inside.
@@ -134,6 +136,16 @@ func (s *Sandbox) ReadFile(ctx context.Context, p string, max int64) ([]byte, er
 	if !path.IsAbs(p) || path.Clean(p) != p || p == "/" || strings.ContainsRune(p, 0) {
 		return nil, fmt.Errorf("read %q: path must be absolute and clean", p)
 	}
+	var data []byte
+	err := s.frozen(ctx, func() (err error) {
+		data, err = s.readFile(ctx, p, max)
+		return err
+	})
+	return data, err
+}
+
+// readFile is ReadFile with the sandbox frozen.
+func (s *Sandbox) readFile(ctx context.Context, p string, max int64) ([]byte, error) {
 	st, err := s.stat(ctx, p)
 	if err != nil {
 		return nil, err
