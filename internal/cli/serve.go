@@ -70,9 +70,9 @@ Images, and sandboxes of other owners, are never touched.`,
 	return cmd
 }
 
-// port applies -p, then $ISOL8_PORT, then $PORT.
-func (o *serveOptions) resolvePort() (int, error) {
-	if o.port != 0 {
+// resolvePort applies -p, then $ISOL8_PORT, then $PORT.
+func (o *serveOptions) resolvePort(cmd *cobra.Command) (int, error) {
+	if cmd.Flags().Changed("port") {
 		if o.port < 1 || o.port > 65535 {
 			return 0, usageErrorf("--port %d: must be 1 to 65535", o.port)
 		}
@@ -103,7 +103,7 @@ func (o *serveOptions) run(cmd *cobra.Command) error {
 	}); err != nil {
 		return err
 	}
-	port, err := o.resolvePort()
+	port, err := o.resolvePort(cmd)
 	if err != nil {
 		return err
 	}
