@@ -31,6 +31,7 @@ type Config struct {
 	PrebuiltImages []PrebuiltImage     `json:"prebuiltImages"`
 	Dependencies   map[string][]string `json:"dependencies"`
 	Images         ImagesConfig        `json:"images"`
+	Packages       PackagesConfig      `json:"packages"`
 
 	// Sources maps each dotted key to where its value came from:
 	// "default", the config file's path, "env:NAME" or "flag".

@@ -2,7 +2,10 @@ package isol8
 
 import (
 	"maps"
+	"net/netip"
 	"time"
+
+	"github.com/isol8/isol8/packages"
 )
 
 // Limits are the effective settings of one run, after layering and
@@ -25,6 +28,17 @@ type Limits struct {
 	Image          string
 	Seccomp        SecurityOptions
 	Backend        string
+	// AllowPrivate are non-public address ranges the run's egress proxy
+	// may reach, and ExtraPorts ports besides 80 and 443: set only from
+	// the operator's config (a package registry on the company network,
+	// packages.registryAddresses, for a run that installs packages),
+	// never from a request.
+	AllowPrivate []netip.Prefix
+	ExtraPorts   []uint16
+	// Install are the packages the run installs in its sandbox before its
+	// setupScript: its installPackages, unless an image has them baked in
+	// (preparePackages).
+	Install []packages.Spec
 }
 
 // Resolve computes the effective limits of a run: the request's timeout

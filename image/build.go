@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"regexp"
 	"strings"
 	"time"
@@ -21,12 +22,19 @@ func (b *Builder) buildRuntime(ctx context.Context, r *recipe, plan basePlan, op
 	start := time.Now()
 	tags := r.Tags()
 	p(Progress{Runtime: r.Runtime, Stage: StageBuild, Message: fmt.Sprintf("building %s on %s with %s", tags[0], plan.ref, strings.Join(r.Packages, " "))})
-	out, err := b.imageBuild(ctx, r, plan, opts.BuildNetwork, opts.Force, p)
+	if r.binary != nil {
+		exe, err := fetchBinary(ctx, opts.Registries.NPM, r.binary, p, r.Runtime)
+		if err != nil {
+			return Result{}, fmt.Errorf("build %s: %w", tags[0], err)
+		}
+		r.files[r.binary.File] = exe
+	}
+	out, err := b.imageBuild(ctx, r, plan.ref, opts.BuildNetwork, opts.Force, p)
 	if err != nil && opts.BuildNetwork == "" && unreachable.MatchString(out) {
 		// The bridge may lack a route or DNS (a host resolver on
 		// 127.0.0.53, say) where the machine itself reaches the archive.
 		p(Progress{Runtime: r.Runtime, Stage: StageWarning, Message: "apt cannot reach the archive from Docker's bridge network; retrying with the host network"})
-		out, err = b.imageBuild(ctx, r, plan, "host", opts.Force, p)
+		out, err = b.imageBuild(ctx, r, plan.ref, "host", opts.Force, p)
 	}
 	if err != nil {
 		return Result{}, fmt.Errorf("build %s: %w; last output:\n%s", tags[0], err, out)
@@ -43,16 +51,23 @@ func (b *Builder) buildRuntime(ctx context.Context, r *recipe, plan basePlan, op
 	return Result{Runtime: r.Runtime, Tags: tags, ID: img.ID, Hash: r.Hash}, nil
 }
 
-// unreachable matches apt's messages when it cannot reach the archive.
-var unreachable = regexp.MustCompile(`Temporary failure resolving|Could not resolve|Could not connect|Unable to connect|Network is unreachable|Connection timed out`)
+// unreachable matches apt's, pip's and npm's messages when they cannot
+// reach their archive or registry.
+var unreachable = regexp.MustCompile(`Temporary failure resolving|Could not resolve|Could not connect|Unable to connect|Network is unreachable|Connection timed out|NewConnectionError|EAI_AGAIN|ENOTFOUND|ECONNREFUSED|ETIMEDOUT`)
 
 // imageBuild runs one build, reporting each line; it returns the last
 // lines of output for error messages.
-func (b *Builder) imageBuild(ctx context.Context, r *recipe, plan basePlan, network string, noCache bool, p func(Progress)) (string, error) {
+func (b *Builder) imageBuild(ctx context.Context, r *recipe, base, network string, noCache bool, p func(Progress)) (string, error) {
 	buildCtx, err := r.context()
 	if err != nil {
 		return "", err
 	}
+	labels := map[string]string{}
+	maps.Copy(labels, r.labels)
+	labels[sandbox.LabelManaged] = "true"
+	labels[LabelContentHash] = r.Hash
+	labels[LabelRuntime] = r.Runtime
+	labels[LabelBase] = base
 	resp, err := b.cli.ImageBuild(ctx, bytes.NewReader(buildCtx), client.ImageBuildOptions{
 		Tags:        r.Tags(),
 		Remove:      true,
@@ -61,12 +76,7 @@ func (b *Builder) imageBuild(ctx context.Context, r *recipe, plan basePlan, netw
 		NetworkMode: network,
 		Version:     build.BuilderV1,
 		Dockerfile:  "Dockerfile",
-		Labels: map[string]string{
-			sandbox.LabelManaged: "true",
-			LabelContentHash:     r.Hash,
-			LabelRuntime:         r.Runtime,
-			LabelBase:            plan.ref,
-		},
+		Labels:      labels,
 	})
 	if err != nil {
 		return "", err

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/moby/moby/client"
 
+	"github.com/isol8/isol8/packages"
 	"github.com/isol8/isol8/runtime"
 )
 
@@ -47,6 +49,14 @@ type Options struct {
 	Suite  string
 	// SystemPackages are extra Debian packages per runtime name.
 	SystemPackages map[string][]string
+	// Packages are the runtime's own packages (pip for python, npm for
+	// node and bun) baked into its image, per runtime name (config
+	// dependencies without the "system:" ones).
+	Packages map[string][]string
+	// Registries are where Packages and the bun and deno binaries come
+	// from; empty fields are read from the machine (npm config, pip
+	// config) when needed.
+	Registries packages.Registries
 	// Force rebuilds the runtime images even when up to date, without the
 	// build cache. The debootstrapped base is still reused: it is keyed by
 	// its recipe (Remove it to bootstrap it afresh).
@@ -61,6 +71,11 @@ type Options struct {
 	// archive. "" is Docker's default bridge, retried once with "host"
 	// when apt cannot reach the archive from the bridge.
 	BuildNetwork string
+	// CADir holds the machine's own CA certificates (*.crt), which the
+	// images trust as well, so that installs work behind a TLS-inspecting
+	// proxy or with a registry under a private CA. "" means
+	// DefaultCADir; "-" adds none.
+	CADir string
 	// Progress receives each step; nil discards them.
 	Progress func(Progress)
 }
@@ -165,8 +180,16 @@ func (b *Builder) check(ctx context.Context, runtimes []string, plan basePlan, o
 	recipes := make([]*recipe, len(runtimes))
 	results := make([]Result, len(runtimes))
 	var todo []int
+	cas, err := localCAs(opts.CADir)
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	for i, rt := range runtimes {
-		r, err := newRecipe(rt, plan.ref, plan.key, plan.sources, opts.SystemPackages[rt])
+		bake, err := runtimeBake(rt, &opts)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		r, err := newRuntimeRecipe(rt, plan.ref, plan.key, plan.sources, opts.SystemPackages[rt], bake, cas)
 		if err != nil {
 			return nil, nil, nil, err
 		}
@@ -183,6 +206,79 @@ func (b *Builder) check(ctx context.Context, runtimes []string, plan basePlan, o
 		todo = append(todo, i)
 	}
 	return recipes, results, todo, nil
+}
+
+// DefaultCADir is where Debian keeps a machine's own CA certificates.
+const DefaultCADir = "/usr/local/share/ca-certificates"
+
+// caName is a certificate file update-ca-certificates picks up.
+var caName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*\.crt$`)
+
+// localCAs reads the *.crt files of dir (DefaultCADir for ""; none for
+// "-"). A missing folder holds none.
+func localCAs(dir string) (map[string][]byte, error) {
+	if dir == "-" {
+		return nil, nil
+	}
+	if dir == "" {
+		dir = DefaultCADir
+	}
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("local CA certificates: %w", err)
+	}
+	cas := map[string][]byte{}
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !caName.MatchString(e.Name()) {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return nil, fmt.Errorf("local CA certificates: %w", err)
+		}
+		if !strings.Contains(string(data), "-----BEGIN CERTIFICATE-----") || strings.Contains(string(data), "PRIVATE KEY") {
+			continue
+		}
+		cas[e.Name()] = data
+	}
+	return cas, nil
+}
+
+// runtimeBake is the build step baking opts.Packages into rt's image,
+// with the registries it needs resolved (and kept in opts).
+func runtimeBake(rt string, opts *Options) (packages.Bake, error) {
+	list := opts.Packages[rt]
+	if len(list) == 0 {
+		return packages.Bake{}, nil
+	}
+	eco, err := packages.For(rt)
+	if err != nil {
+		return packages.Bake{}, err
+	}
+	specs, err := packages.ParseList(eco, "dependencies."+rt, list, false)
+	if err != nil {
+		return packages.Bake{}, err
+	}
+	if err := resolveRegistries(eco, &opts.Registries); err != nil {
+		return packages.Bake{}, fmt.Errorf("dependencies.%s: %w", rt, err)
+	}
+	return packages.Bake{Packages: specs, Registries: opts.Registries}, nil
+}
+
+// resolveRegistries fills in the registry an ecosystem needs from the
+// machine's settings when the options leave it empty.
+func resolveRegistries(eco packages.Ecosystem, reg *packages.Registries) error {
+	var err error
+	switch {
+	case eco == packages.Pip && reg.PipIndex == "":
+		reg.PipIndex, err = packages.PipIndexURL("")
+	case eco == packages.NPM && reg.NPM == "":
+		reg.NPM, err = packages.NPMRegistry("")
+	}
+	return err
 }
 
 // archive returns the archive to install from: the options' override,

@@ -105,6 +105,11 @@ func TestEnsureRuntimeImages(t *testing.T) {
 		{"python", []string{"python3", "-c", "print(1)"}, "1\n"},
 		{"node", []string{"node", "-e", "console.log(2)"}, "2\n"},
 		{"bash", []string{"bash", "-c", "echo $((1+2)) $(id -u):$(id -g) $HOME; test -w /sandbox && ls /etc/ssl/certs | grep -qc ."}, "3 1000:1000 /sandbox\n"},
+		{"bun", []string{"bun", "-e", "const n: number = 3; console.log(n * 3)"}, "9\n"},
+		{"deno", []string{"deno", "eval", "const n: number = 4; console.log(n * 4)"}, "16\n"},
+		// The installers of run-time installs are in the images.
+		{"python", []string{"bash", "-c", "python3 -m pip --version >/dev/null && echo pip"}, "pip\n"},
+		{"node", []string{"bash", "-c", "npm --version >/dev/null && echo npm"}, "npm\n"},
 	} {
 		a, _ := runtime.Get(tc.rt)
 		out, code := runIn(t, b, a.Image, tc.argv)

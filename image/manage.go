@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/moby/moby/client"
@@ -20,6 +21,23 @@ type Info struct {
 	Hash    string // the content-hash label
 	Size    int64  // bytes
 	Created time.Time
+	Labels  map[string]string
+}
+
+// Kind is LabelKind: "custom" for BuildCustom's images, "" otherwise.
+func (i Info) Kind() string { return i.Labels[LabelKind] }
+
+// Packages are the keys in LabelPackages.
+func (i Info) Packages() []string { return splitList(i.Labels[LabelPackages]) }
+
+// SystemPackages are the names in LabelSystemPackages.
+func (i Info) SystemPackages() []string { return splitList(i.Labels[LabelSystemPackages]) }
+
+func splitList(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
 }
 
 // List returns the project's images (label dev.isol8.managed=true) that
@@ -40,7 +58,7 @@ func (b *Builder) List(ctx context.Context, labels map[string]string) ([]Info, e
 	for _, img := range res.Items {
 		out = append(out, Info{
 			ID: img.ID, Tags: img.RepoTags, Runtime: img.Labels[LabelRuntime], Hash: img.Labels[LabelContentHash],
-			Size: img.Size, Created: time.Unix(img.Created, 0),
+			Size: img.Size, Created: time.Unix(img.Created, 0), Labels: img.Labels,
 		})
 	}
 	// Newest first also puts images before the bases they were built on.

@@ -22,16 +22,29 @@ type Adapter struct {
 	Extensions []string
 	// Run returns the argv that runs the code file at file.
 	Run func(file string) []string
+	// Env is added to the environment of every process of the runtime
+	// (its image sets the same, for backends that honour image ENV).
+	Env []string
 }
 
 // CodeFile is where inline code is written, without extension.
 const CodeFile = "/sandbox/main"
 
+// The contract maps .ts to bun and .mts to deno; both also run JavaScript
+// when a request sets fileExtension.
 var adapters = map[string]*Adapter{
 	"python": {Name: "python", Image: "isol8:python", Extension: ".py", Extensions: []string{".py"},
 		Run: func(f string) []string { return []string{"python3", "-u", f} }},
 	"node": {Name: "node", Image: "isol8:node", Extension: ".mjs", Extensions: []string{".js", ".mjs", ".cjs"},
 		Run: func(f string) []string { return []string{"node", f} }},
+	"bun": {Name: "bun", Image: "isol8:bun", Extension: ".ts", Extensions: []string{".ts"},
+		Run: func(f string) []string { return []string{"bun", "run", f} },
+		Env: []string{"DO_NOT_TRACK=1", "NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt"}},
+	// The sandbox is deno's boundary, so its own permission checks are
+	// all granted (-A) rather than prompted for.
+	"deno": {Name: "deno", Image: "isol8:deno", Extension: ".mts", Extensions: []string{".mts"},
+		Run: func(f string) []string { return []string{"deno", "run", "-A", "--no-prompt", f} },
+		Env: []string{"DENO_NO_UPDATE_CHECK=1", "DENO_NO_PROMPT=1", "DENO_TLS_CA_STORE=system"}},
 	"bash": {Name: "bash", Image: "isol8:bash", Extension: ".sh", Extensions: []string{".sh"},
 		Run: func(f string) []string { return []string{"bash", f} }},
 }

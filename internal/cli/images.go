@@ -11,16 +11,21 @@ import (
 	"github.com/isol8/isol8/runtime"
 )
 
-// imageOptions are the image builder's options from the config.
-func imageOptions(cfg *isol8.Config, force bool, progress func(image.Progress)) image.Options {
-	return image.Options{
-		BaseImage:      cfg.Images.BaseImage,
-		Mirror:         cfg.Images.Mirror,
-		Suite:          cfg.Images.Suite,
-		SystemPackages: cfg.Dependencies,
-		Force:          force,
-		Progress:       progress,
+// imageOptions are the image builder's options from the config; the
+// config's dependencies (pip or npm packages, "system:" Debian ones) are
+// baked into the runtime images.
+func imageOptions(cfg *isol8.Config, force bool, progress func(image.Progress)) (image.Options, error) {
+	opts := image.Options{
+		BaseImage: cfg.Images.BaseImage,
+		Mirror:    cfg.Images.Mirror,
+		Suite:     cfg.Images.Suite,
+		Force:     force,
+		Progress:  progress,
 	}
+	if err := cfg.ApplyDependencies(&opts); err != nil {
+		return opts, usageErrorf("%v", message(err))
+	}
+	return opts, nil
 }
 
 // runtimeOfImage returns the runtime whose default image is ref.
@@ -48,8 +53,11 @@ func ensureImage(cfg *isol8.Config) func(ctx context.Context, ref string, w io.W
 			return err
 		}
 		defer b.Close()
-		_, err = b.Build(ctx, rt, imageOptions(cfg, false, image.LineWriter(w, false)))
+		opts, err := imageOptions(cfg, false, image.LineWriter(w, false))
 		if err != nil {
+			return err
+		}
+		if _, err = b.Build(ctx, rt, opts); err != nil {
 			return err
 		}
 		fmt.Fprintf(w, "isol8: image %s is ready\n", ref)

@@ -45,7 +45,10 @@ func prepareDocker() error {
 		return err
 	}
 	defer builder.Close()
-	opts := imageOptions(isol8.DefaultConfig(), false, image.LineWriter(os.Stderr, false))
+	opts, err := imageOptions(isol8.DefaultConfig(), false, image.LineWriter(os.Stderr, false))
+	if err != nil {
+		return err
+	}
 	return builder.EnsureRuntimeImages(ctx, opts)
 }
 

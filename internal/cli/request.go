@@ -66,11 +66,33 @@ func (o *runOptions) request(cmd *cobra.Command, args []string) (*isol8.Request,
 	for _, out := range o.outputs {
 		req.OutputPaths = append(req.OutputPaths, out.path)
 	}
+	for _, hook := range requestHooks {
+		if err := hook(cmd, o, req); err != nil {
+			return nil, err
+		}
+	}
 	if err := req.Validate(); err != nil {
 		return nil, usageErrorf("%v", message(err))
 	}
 	return req, nil
 }
+
+// codeSource is another way to give the code, added by its own file
+// (remote code adds --url, --github and --gist): given reports whether
+// its flags were used; fill sets the request's code (or codeUrl) and,
+// when it can tell, its runtime.
+type codeSource struct {
+	given func(cmd *cobra.Command) bool
+	fill  func(cmd *cobra.Command, req *isol8.Request) error
+}
+
+// codeSources are the extra ways to give the code.
+var codeSources []codeSource
+
+// requestHooks adjust the request, the config and the engine options
+// after the flags are read (--install adds packages and the network they
+// need), before the request is validated.
+var requestHooks []func(cmd *cobra.Command, o *runOptions, req *isol8.Request) error
 
 // code fills in the request's code (or cmd) from FILE, -e, --cmd or piped
 // standard input, and its runtime from FILE's extension, and reports
@@ -82,8 +104,18 @@ func (o *runOptions) code(cmd *cobra.Command, args []string, req *isol8.Request,
 			sources++
 		}
 	}
+	for _, src := range codeSources {
+		if src.given(cmd) {
+			sources++
+		}
+	}
 	if sources > 1 {
-		return false, usageErrorf("give the code one way only: FILE, -e/--eval or --cmd")
+		return false, usageErrorf("give the code one way only: FILE, -e/--eval, --cmd or --url/--github/--gist")
+	}
+	for _, src := range codeSources {
+		if src.given(cmd) {
+			return false, src.fill(cmd, req)
+		}
 	}
 	switch {
 	case len(args) > 0 && args[0] != "-":

@@ -59,7 +59,7 @@ func newRoot() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "isol8",
 		Short: "Run untrusted code in secure sandboxes",
-		Long: `isol8 runs Python, Node.js and Bash code in hardened, disposable sandboxes:
+		Long: `isol8 runs Python, Node.js, Bun, Deno and Bash code in hardened, disposable sandboxes:
 no network unless asked, a read-only root filesystem, an unprivileged user,
 no Linux capabilities, a strict seccomp profile, and limits on time, memory,
 CPU, processes, disk and output.

@@ -76,7 +76,7 @@ func network(v string) (string, error) {
 func (o *runOptions) addFlags(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.SortFlags = false
-	f.StringVarP(&o.runtime, "runtime", "r", "", "language `NAME`: python, node, bash (default: from FILE's extension, else python)")
+	f.StringVarP(&o.runtime, "runtime", "r", "", "language `NAME`: python, node, bun, deno, bash (default: from FILE's extension, else python)")
 	f.StringVarP(&o.eval, "eval", "e", "", "run `CODE` given on the command line")
 	f.StringVar(&o.cmd, "cmd", "", "run a shell command (bash -c `CMD`) in the runtime's image")
 	f.StringVar(&o.stdin, "stdin", "", "feed `STR` to the program's standard input (default: piped stdin, when the code came from elsewhere)")

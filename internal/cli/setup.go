@@ -24,7 +24,11 @@ minimal root filesystem made with debootstrap from images.mirror and
 images.suite (default: the archive in this machine's apt sources; the
 ISOL8_DEBIAN_MIRROR environment variable overrides the mirror). Packages
 listed in the config's dependencies.<runtime> are baked into that
-runtime's image.
+runtime's image: pip packages for python, npm packages for node and bun,
+Debian packages for bash, and Debian packages for any runtime when
+written "system:NAME". The images in the config's prebuiltImages are
+built next (as "isol8 build" would), so runs asking for their packages
+use them without installing anything.
 
 Images carry a hash of everything that shaped them, so running setup again
 is a quick no-op that says the images are up to date; --force rebuilds
@@ -63,7 +67,15 @@ them. "isol8 run" also builds a missing image on first use.`,
 				}
 				lines(p)
 			}
-			if err := b.EnsureRuntimeImages(cmd.Context(), imageOptions(cfg, force, progress)); err != nil {
+			opts, err := imageOptions(cfg, force, progress)
+			if err != nil {
+				return err
+			}
+			if err := b.EnsureRuntimeImages(cmd.Context(), opts); err != nil {
+				return fmt.Errorf("setup: %w", err)
+			}
+			opts.Progress = lines
+			if err := buildPrebuilt(cmd.Context(), b, cfg, opts, out); err != nil {
 				return fmt.Errorf("setup: %w", err)
 			}
 			if built == 0 && upToDate > 0 {
