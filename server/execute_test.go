@@ -176,8 +176,16 @@ func TestSessionTenancy(t *testing.T) {
 		if r := h.do("GET", "/file?sessionId=s1&path=/sandbox/f", b, nil); r.status != 404 || r.errorMessage(t) != "Session not found" {
 			t.Fatalf("B reads A's file: %d %s", r.status, r.body)
 		}
-		if r := h.do("POST", "/file", b, map[string]any{"sessionId": "s1", "path": "/sandbox/f", "content": "eA=="}); r.status != 404 {
-			t.Fatalf("B writes into A's session: %d %s", r.status, r.body)
+		// B's put under A's id makes a session of B's own (POST /file
+		// creates named sessions); A's file is untouched.
+		if r := h.do("POST", "/file", b, map[string]any{"sessionId": "s1", "path": "/sandbox/f", "content": "eA=="}); r.status != 200 {
+			t.Fatalf("B's put under A's session id: %d %s", r.status, r.body)
+		}
+		if r := h.do("GET", "/file?sessionId=s1&path=/sandbox/f", a, nil); r.status != 200 || r.json(t)["content"] != "aGk=" {
+			t.Fatalf("B's put reached A's session: %d %s", r.status, r.body)
+		}
+		if r := h.do("DELETE", "/session/s1", b, nil); r.status != 200 {
+			t.Fatalf("B's delete of its own session: %d %s", r.status, r.body)
 		}
 	}
 	checkB()

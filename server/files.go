@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/base64"
 	"net/http"
+
+	"github.com/isol8/isol8"
 )
 
 type putFileBody struct {
@@ -13,13 +15,27 @@ type putFileBody struct {
 }
 
 // withSession runs fn with the caller's session id, marked in use; a
-// session of another tenant, or none, is errSessionNotFound. The context
-// given to fn also ends when the session is deleted.
-func (s *Server) withSession(ctx context.Context, id string, fn func(context.Context, *session) error) error {
+// session of another tenant, or none, is errSessionNotFound unless create
+// is set. The context given to fn also ends when the session is deleted.
+func (s *Server) withSession(ctx context.Context, id string, create bool, fn func(context.Context, *session) error) error {
 	if id == "" {
 		return invalid("sessionId", "required")
 	}
-	sess, err := s.sessions.acquire(principalFrom(ctx).tenant, id, nil)
+	var mk func() (isol8.Engine, error)
+	if create {
+		// The seed's remote pipeline puts its input before the first run:
+		// POST /file creates the named session (bound to a runtime at its
+		// first run), with the server's defaults, like /execute would.
+		mk = func() (isol8.Engine, error) {
+			opts, err := s.icfg.Tighten(isol8.Options{})
+			if err != nil {
+				return nil, err
+			}
+			opts.Mode = isol8.Persistent
+			return s.newEngine(opts)
+		}
+	}
+	sess, err := s.sessions.acquire(principalFrom(ctx).tenant, id, mk)
 	if err != nil {
 		return err
 	}
@@ -45,7 +61,7 @@ func (s *Server) handlePutFile(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err == nil {
-		err = s.withSession(r.Context(), b.SessionID, func(ctx context.Context, sess *session) error {
+		err = s.withSession(r.Context(), b.SessionID, true, func(ctx context.Context, sess *session) error {
 			return sess.engine.PutFile(ctx, b.Path, data)
 		})
 	}
@@ -62,7 +78,7 @@ func (s *Server) handleGetFile(w http.ResponseWriter, r *http.Request) {
 	var data []byte
 	err := invalid("path", "required")
 	if p := q.Get("path"); p != "" {
-		err = s.withSession(r.Context(), q.Get("sessionId"), func(ctx context.Context, sess *session) error {
+		err = s.withSession(r.Context(), q.Get("sessionId"), false, func(ctx context.Context, sess *session) error {
 			var err error
 			data, err = sess.engine.GetFile(ctx, p)
 			return err
