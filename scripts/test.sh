@@ -24,4 +24,5 @@ echo "==> tests"
 # one at a time keeps timing-sensitive attacks (timeouts, OOM) honest.
 go test -p 1 -timeout 30m -count=1 ./... 2>&1 | tee /tmp/isol8-test.log
 echo "==> race detector on the concurrent packages"
-go test -p 1 -race -timeout 20m -count=1 -run 'Output|Engine|Server|Store|Client' . ./server/... ./store/... ./client/... ./audit/...
+go test -p 1 -race -timeout 20m -count=1 -run 'Limiter|Output' .
+go test -p 1 -race -timeout 20m -count=1 ./server/... ./store/... ./client/... ./audit/... ./egress/... ./pool/...
