@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 bash scripts/install-deps.sh --with-postgres
-eval "$(bash scripts/start-postgres.sh --export)"
+ISOL8_TEST_PG=$(bash scripts/start-postgres.sh)
 export ISOL8_TEST_PG
 
 echo "==> go vet"
