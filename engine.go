@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/isol8/isol8/pool"
 	"github.com/isol8/isol8/sandbox"
 )
 
@@ -46,12 +47,17 @@ type LocalEngine struct {
 	lim  *Limiter
 	runs sync.WaitGroup
 
+	warmCounters
+
 	mu      sync.Mutex
 	backend sandbox.Backend
 	owned   bool
 	stopped bool
 	session *session
+	pool    *pool.Pool // made on the first ephemeral run (warm.go)
 }
+
+var errStopped = fmt.Errorf("engine is stopped: %w", ErrConflict)
 
 var _ Engine = (*LocalEngine)(nil)
 
@@ -102,7 +108,7 @@ func (e *LocalEngine) getBackend(ctx context.Context) (sandbox.Backend, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.stopped {
-		return nil, fmt.Errorf("engine is stopped: %w", ErrConflict)
+		return nil, errStopped
 	}
 	if e.backend != nil {
 		return e.backend, nil
@@ -157,8 +163,8 @@ func classify(err error) error {
 	return err
 }
 
-// Stop removes the engine's persistent sandbox, waits for running runs and
-// closes the backend it opened.
+// Stop removes the engine's persistent sandbox, waits for running runs,
+// destroys its warm pool and closes the backend it opened.
 func (e *LocalEngine) Stop(ctx context.Context) error {
 	e.mu.Lock()
 	if e.stopped {
@@ -179,6 +185,15 @@ func (e *LocalEngine) Stop(ctx context.Context) error {
 	case <-done:
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+	e.mu.Lock()
+	p := e.pool
+	e.mu.Unlock()
+	if p != nil {
+		unregisterPool(e.lim, p)
+		if perr := p.Stop(ctx); perr != nil {
+			return errors.Join(err, perr)
+		}
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -239,14 +254,16 @@ func (e *LocalEngine) execute(ctx context.Context, req *Request, sink EventSink)
 	if err != nil {
 		return nil, err
 	}
-	if err := e.lim.Acquire(ctx); err != nil {
-		return nil, err
-	}
-	defer e.lim.Release()
 	e.runs.Add(1)
 	defer e.runs.Done()
 	if lim.Mode == Persistent {
+		if err := e.lim.Acquire(ctx); err != nil {
+			return nil, err
+		}
+		defer e.lim.Release()
 		return e.runPersistent(ctx, b, req, lim, sink)
 	}
+	// An ephemeral run holds a slot of the limiter too: one it takes with
+	// a pooled sandbox, or one it waits for (agentrun.go).
 	return e.runEphemeral(ctx, b, req, lim, sink)
 }

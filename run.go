@@ -74,23 +74,6 @@ func destroy(sb sandbox.Sandbox) error {
 	return sb.Destroy(ctx)
 }
 
-func (e *LocalEngine) runEphemeral(ctx context.Context, b sandbox.Backend, req *Request, lim Limits, sink EventSink) (*Result, error) {
-	rt, err := runtime.Get(string(req.Runtime))
-	if err != nil {
-		return nil, invalid("runtime", "%v", err)
-	}
-	sb, err := e.createSandbox(ctx, b, e.spec(rt, lim))
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		if derr := destroy(sb); derr != nil {
-			e.log.Warn("destroy sandbox", "id", sb.ID(), "err", derr)
-		}
-	}()
-	return e.runIn(ctx, sb, rt, req, lim, sink, nil)
-}
-
 // runIn runs one request in sb. extra files (a session's pending puts)
 // are written first. It does not destroy sb, except that a timed-out run
 // destroys it at once so that every process of the run is gone when the

@@ -7,16 +7,19 @@ import (
 	"maps"
 	"sync"
 
+	"github.com/isol8/isol8/agent"
 	"github.com/isol8/isol8/runtime"
 	"github.com/isol8/isol8/sandbox"
 )
 
 // session is the persistent sandbox of an engine in persistent mode. It is
 // bound to the runtime of its first run. Files put before the first run
-// wait in pending and are written when the sandbox is made.
+// wait in pending and are written when the sandbox is made. A stateful
+// session also holds the agent whose kernel keeps the code's state.
 type session struct {
 	mu      sync.Mutex
 	sb      sandbox.Sandbox
+	conn    *agent.Conn
 	runtime Runtime
 	pending map[string][]byte
 }
@@ -37,8 +40,28 @@ func (s *session) destroy(ctx context.Context) error {
 		return nil
 	}
 	err := s.sb.Destroy(ctx)
-	s.sb = nil
+	s.drop()
 	return err
+}
+
+// drop forgets the sandbox (destroyed by the caller) and its agent.
+func (s *session) drop() {
+	if s.conn != nil {
+		s.conn.Close()
+		s.conn = nil
+	}
+	s.sb = nil
+}
+
+// stateful reports whether persistent runs keep a kernel (Options.Stateful
+// of the engine, else of the config's defaults).
+func (e *LocalEngine) stateful() bool {
+	for _, o := range []*bool{e.ec.Options.Stateful, e.cfg.Defaults.Stateful} {
+		if o != nil {
+			return *o
+		}
+	}
+	return false
 }
 
 func (e *LocalEngine) runPersistent(ctx context.Context, b sandbox.Backend, req *Request, lim Limits, sink EventSink) (*Result, error) {
@@ -61,13 +84,51 @@ func (e *LocalEngine) runPersistent(ctx context.Context, b sandbox.Backend, req 
 		s.runtime = req.Runtime
 		extra, s.pending = s.pending, map[string][]byte{}
 	}
-	res, err := e.runIn(ctx, s.sb, rt, req, lim, sink, extra)
-	if (res != nil && res.TimedOut) || ctx.Err() != nil {
+	var res *Result
+	if lang := agent.For(rt.Name); lang != "" && e.stateful() && req.Cmd == "" && req.StdinReader == nil && req.Signals == nil {
+		res, err = e.runKernel(ctx, s, rt, lang, req, lim, sink, extra)
+	} else {
+		res, err = e.runIn(ctx, s.sb, rt, req, lim, sink, extra)
+	}
+	if (res != nil && res.TimedOut) || ctx.Err() != nil || (s.conn != nil && s.conn.Err() != nil && s.sb != nil) {
 		// The sandbox was (or must be) killed; the next run starts afresh.
 		_ = destroy(s.sb)
-		s.sb = nil
+		s.drop()
 	}
 	return res, err
+}
+
+// runKernel runs code in the session's stateful kernel, starting the agent
+// on first use (its kernel starts with the first code run).
+func (e *LocalEngine) runKernel(ctx context.Context, s *session, rt *runtime.Adapter, lang agent.Lang, req *Request, lim Limits, sink EventSink, extra map[string][]byte) (*Result, error) {
+	if s.conn == nil {
+		conn, err := agent.Start(ctx, s.sb, lang)
+		if err != nil {
+			return nil, fmt.Errorf("starting the session's kernel: %w", err)
+		}
+		s.conn = conn
+	}
+	res, _, err := e.runAgent(ctx, s.sb, s.conn, rt, req, lim, sink, extra, true)
+	return res, err
+}
+
+// RestartKernel ends the stateful kernel of the engine's persistent
+// session: the next run starts a new one, with no state, in the same
+// sandbox (files stay). Without a kernel it does nothing.
+func (e *LocalEngine) RestartKernel(ctx context.Context) error {
+	s := e.getSession()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn == nil {
+		return nil
+	}
+	if err := s.conn.StopKernel(ctx); err != nil {
+		// An agent that cannot even do that is replaced with the sandbox.
+		_ = destroy(s.sb)
+		s.drop()
+		return fmt.Errorf("restarting the kernel: %w", err)
+	}
+	return nil
 }
 
 func (e *LocalEngine) persistentOnly() error {

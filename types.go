@@ -105,6 +105,14 @@ type Options struct {
 	PoolSize       *PoolSize         `json:"poolSize,omitempty"`
 	MaxConcurrent  int               `json:"maxConcurrent,omitempty"`
 	Backend        string            `json:"backend,omitempty"`
+	// Stateful, in persistent mode, keeps one long-lived interpreter
+	// (a kernel) for python and node code: globals set by one run are seen
+	// by the next (`x = 42`, then `print(x)`). A kernel that dies (a crash,
+	// os._exit) is reported in that run's stderr and the next run starts a
+	// new, empty one; a timeout destroys the session's sandbox as in any
+	// persistent run, so the next run starts afresh. cmd and bash runs are
+	// unaffected. Off by default (beyond upstream isol8).
+	Stateful *bool `json:"stateful,omitempty"`
 }
 
 // ResourceUsage is what the backend measured of a run, where it can.
