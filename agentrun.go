@@ -31,7 +31,9 @@ func (e *LocalEngine) runEphemeral(ctx context.Context, b sandbox.Backend, req *
 	}
 	spec := e.spec(rt, lim)
 	p := e.getPool()
-	if p == nil || req.StdinReader != nil || req.Signals != nil {
+	// Interactive runs, filtered networking (a proxy per run) and package
+	// installs take the exec path in a sandbox of their own.
+	if p == nil || req.StdinReader != nil || req.Signals != nil || lim.Network == NetworkFiltered || len(lim.Install) > 0 {
 		if err := e.lim.Acquire(ctx); err != nil {
 			return nil, err
 		}

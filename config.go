@@ -332,6 +332,9 @@ func (c *Config) Validate() error {
 	if c.MaxConcurrent < 1 {
 		return fmt.Errorf("maxConcurrent: must be at least 1, got %d", c.MaxConcurrent)
 	}
+	if err := c.Packages.Validate(); err != nil {
+		return err
+	}
 	if c.Queue.Size < 0 || c.Queue.TimeoutMs < 0 {
 		return fmt.Errorf("queue: size and timeoutMs must not be negative")
 	}

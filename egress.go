@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -58,6 +59,9 @@ func egressPolicy(lim Limits) egress.Policy {
 			p.Deny = append(append([]string{}, p.Deny...), f.Blacklist...)
 		}
 	}
+	// Operator-configured allowances (a registry on the company
+	// network); never set from a request.
+	p.AllowPrivate = lim.AllowPrivate
 	return p
 }
 
@@ -80,6 +84,9 @@ func startEgress(ctx context.Context, sb sandbox.Sandbox, lim Limits) (*egressRu
 		r.logs = &egress.LogBuffer{}
 	}
 	cfg := egress.Config{OnLog: r.onLog}
+	if len(lim.ExtraPorts) > 0 {
+		cfg.Ports = append(slices.Clone(egress.DefaultPorts), lim.ExtraPorts...)
+	}
 	if egressTestHook != nil {
 		egressTestHook(&pol, &cfg)
 	}

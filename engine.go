@@ -240,15 +240,17 @@ func (e *LocalEngine) execute(ctx context.Context, req *Request, sink EventSink)
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
-	if len(req.InstallPackages) > 0 {
-		return nil, invalid("installPackages", "installing packages at run time is not supported yet; bake them into an image (isol8 build)")
-	}
-	if req.CodeURL != "" {
-		return nil, forbidden("codeUrl", "remote code is disabled (remoteCode.enabled is false)")
+	// Remote code is fetched (under the remoteCode policy) before
+	// anything else, so the rest of the run sees plain code.
+	req, err := e.cfg.ResolveRemoteCode(ctx, req)
+	if err != nil {
+		return nil, err
 	}
 	lim := e.Limits(req)
-	if lim.Network == NetworkFiltered {
-		return nil, invalid("options.network", "filtered networking is not supported yet; use none or host")
+	// Packages: names checked before any sandbox exists; an image with
+	// them baked in is chosen, or the install is planned (lim.Install).
+	if err := e.preparePackages(ctx, req, &lim); err != nil {
+		return nil, err
 	}
 	b, err := e.getBackend(ctx)
 	if err != nil {

@@ -18,6 +18,9 @@ func (c *Config) ImageOptions(progress io.Writer) image.Options {
 	if progress != nil {
 		opts.Progress = image.LineWriter(progress, false)
 	}
+	// The runtime images bake the config's dependencies: the engine's
+	// first-use build must hash exactly as `isol8 setup` does.
+	_ = c.ApplyDependencies(&opts) // Validate has already checked them
 	return opts
 }
 

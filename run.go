@@ -103,11 +103,18 @@ func (e *LocalEngine) runIn(ctx context.Context, sb sandbox.Sandbox, rt *runtime
 	if err := sb.WriteFiles(ctx, files); err != nil {
 		return nil, fmt.Errorf("writing files into the sandbox: %w", err)
 	}
+	eg, err := startEgress(ctx, sb, lim) // nil unless the network is filtered
+	if err != nil {
+		return nil, err
+	}
+	defer eg.Finish() // stops the proxy on every return; idempotent
 
 	stdout := newOutputStream(EventStdout, lim.MaxOutput, lim.Secrets, sink)
 	stderr := newOutputStream(EventStderr, lim.MaxOutput, lim.Secrets, sink)
 	res := &Result{ExecutionID: uuid.NewString(), Runtime: req.Runtime, ContainerID: sb.ID()}
-	env := runEnv(req, lim)
+	defer eg.record(res) // networkLogs (with logNetwork) and network bytes
+	env := append(runEnv(req, lim), eg.Env()...)
+	env = packageEnv(req.Runtime, env, len(lim.Install) > 0)
 	dir := req.Workdir
 	if dir == "" {
 		dir = sandbox.SandboxDir
@@ -116,7 +123,22 @@ func (e *LocalEngine) runIn(ctx context.Context, sb sandbox.Sandbox, rt *runtime
 	defer cancel()
 
 	var st sandbox.ExitStatus
-	var err error
+	if len(lim.Install) > 0 {
+		stdout.setPhase(PhaseSetup)
+		stderr.setPhase(PhaseSetup)
+		ist, timedOut, ierr := e.cfg.installPackages(runCtx, sb, req.Runtime, lim.Install, eg.Env(), stderr)
+		stdout.setPhase(PhaseCode)
+		stderr.setPhase(PhaseCode)
+		if ierr != nil {
+			return nil, ierr
+		}
+		if timedOut {
+			_ = destroy(sb)
+		}
+		if ist.Code != 0 {
+			return e.finish(res, stdout, stderr, ist, start), nil
+		}
+	}
 	if req.SetupScript != "" {
 		stdout.setPhase(PhaseSetup)
 		stderr.setPhase(PhaseSetup)
@@ -158,6 +180,20 @@ func (e *LocalEngine) runIn(ctx context.Context, sb sandbox.Sandbox, rt *runtime
 		res.Files = readOutputs(ctx, sb, req.OutputPaths, e)
 	}
 	return res, nil
+}
+
+// killStray kills every process a run left behind in a kept sandbox
+// (daemons, setsid and nohup children, double forks). kill(-1) by the
+// sandbox user signals every process of that user but the caller; the
+// sandbox's init and idle process run as another user (or are the pid
+// namespace's init) and stay. Repeated, in case a dying process forked.
+func killStray(ctx context.Context, sb sandbox.Sandbox) error {
+	_, err := sb.Exec(ctx, sandbox.ExecSpec{
+		Argv:  []string{"bash", "-c", "for i in 1 2 3; do kill -KILL -1 2>/dev/null; done; exit 0"},
+		Env:   baseEnv,
+		Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: io.Discard,
+	})
+	return err
 }
 
 func (e *LocalEngine) finish(res *Result, stdout, stderr *outputStream, st sandbox.ExitStatus, start time.Time) *Result {

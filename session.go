@@ -89,6 +89,12 @@ func (e *LocalEngine) runPersistent(ctx context.Context, b sandbox.Backend, req 
 		res, err = e.runKernel(ctx, s, rt, lang, req, lim, sink, extra)
 	} else {
 		res, err = e.runIn(ctx, s.sb, rt, req, lim, sink, extra)
+		if err == nil && res != nil && !res.TimedOut && s.sb != nil {
+			// Files persist between runs; processes do not.
+			if kerr := killStray(ctx, s.sb); kerr != nil {
+				e.log.Warn("kill leftover processes", "id", s.sb.ID(), "err", kerr)
+			}
+		}
 	}
 	if (res != nil && res.TimedOut) || ctx.Err() != nil || (s.conn != nil && s.conn.Err() != nil && s.sb != nil) {
 		// The sandbox was (or must be) killed; the next run starts afresh.

@@ -15,16 +15,11 @@ import (
 // config's dependencies (pip or npm packages, "system:" Debian ones) are
 // baked into the runtime images.
 func imageOptions(cfg *isol8.Config, force bool, progress func(image.Progress)) (image.Options, error) {
-	opts := image.Options{
-		BaseImage: cfg.Images.BaseImage,
-		Mirror:    cfg.Images.Mirror,
-		Suite:     cfg.Images.Suite,
-		Force:     force,
-		Progress:  progress,
+	if err := cfg.Packages.Validate(); err != nil {
+		return image.Options{}, usageErrorf("%v", message(err))
 	}
-	if err := cfg.ApplyDependencies(&opts); err != nil {
-		return opts, usageErrorf("%v", message(err))
-	}
+	opts := cfg.ImageOptions(nil)
+	opts.Force, opts.Progress = force, progress
 	return opts, nil
 }
 

@@ -102,11 +102,14 @@ func (b *Backend) configs(spec sandbox.Spec) (*container.Config, *container.Host
 	labels[sandbox.LabelOwner] = b.owner
 	labels[sandbox.LabelCreated] = time.Now().UTC().Format(time.RFC3339Nano)
 
-	user := strconv.Itoa(sandbox.UID) + ":" + strconv.Itoa(sandbox.GID)
+	// The init and the idle process run as root (with no capabilities,
+	// no_new_privs and the seccomp filter, like everything here); every exec
+	// runs as the sandbox user. So a kill(-1) by the sandbox user ends every
+	// process a run left behind without ending the sandbox.
 	cfg := &container.Config{
 		Image:    spec.Image,
 		Hostname: "sbx-" + suffix,
-		User:     user,
+		User:     "0:0",
 		// docker-init (HostConfig.Init) is pid 1 and reaps orphans; this
 		// only keeps the container alive between execs.
 		Entrypoint: []string{"sleep"},
