@@ -20,11 +20,13 @@ func TestDockerGoClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := remote.PutFile(ctx, "/sandbox/in.txt", []byte("from the client")); !errors.Is(err, isol8.ErrNotFound) {
-		t.Fatalf("PutFile before the session exists: %v, want not found", err)
+	// The seed's remote pipeline puts its input first: that creates the
+	// named session, and the first run sees the file.
+	if err := remote.PutFile(ctx, "/sandbox/first.txt", []byte("put first")); err != nil {
+		t.Fatalf("PutFile before the first run: %v", err)
 	}
-	res, err := remote.Execute(ctx, &isol8.Request{Runtime: isol8.Python, Code: "open('/sandbox/out.txt','w').write('made'); print('hi')"})
-	if err != nil || res.Stdout != "hi\n" || res.ExitCode != 0 {
+	res, err := remote.Execute(ctx, &isol8.Request{Runtime: isol8.Python, Code: "print(open('/sandbox/first.txt').read()); open('/sandbox/out.txt','w').write('made'); print('hi')"})
+	if err != nil || res.Stdout != "put first\nhi\n" || res.ExitCode != 0 {
 		t.Fatalf("Execute: %+v, %v", res, err)
 	}
 	if err := remote.PutFile(ctx, "/sandbox/in.txt", []byte("from the client")); err != nil {
