@@ -57,14 +57,16 @@ func (r *Row) fail(err error) {
 // Measure runs fn n times after warm warm-up runs and records each duration.
 func Measure(name, floor string, warm, n int, fn func() error) *Row {
 	r := &Row{Name: name, Floor: floor}
-	MeasureInterleaved(warm, n, []*Row{r}, []func() error{fn})
+	MeasureInterleaved(warm, n, []*Row{r}, []func() error{fn}, nil)
 	return r
 }
 
 // MeasureInterleaved measures several rows in one loop, one run of each in
 // turn, so that a slow spell of a noisy machine hits them all alike (the
-// HTTP row and the library row it is compared with).
-func MeasureInterleaved(warm, n int, rows []*Row, fns []func() error) {
+// HTTP row and the library row it is compared with). settle, when set,
+// is called before each timed run (untimed): the warm rows wait there for
+// their pools to be idle again.
+func MeasureInterleaved(warm, n int, rows []*Row, fns []func() error, settle func()) {
 	for i := 0; i < warm; i++ {
 		for _, fn := range fns {
 			_ = fn()
@@ -72,6 +74,9 @@ func MeasureInterleaved(warm, n int, rows []*Row, fns []func() error) {
 	}
 	for i := 0; i < n; i++ {
 		for j, fn := range fns {
+			if settle != nil {
+				settle()
+			}
 			t0 := time.Now()
 			if err := fn(); err != nil {
 				rows[j].fail(err)

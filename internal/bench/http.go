@@ -61,7 +61,16 @@ func (r *runner) warm(rt, bare string, req *isol8.Request) error {
 		}
 	}
 	before := e.PoolStats()
-	MeasureInterleaved(0, r.cfg.Runs, rows, fns)
+	// Each run starts with both pools idle: a reset still running in the
+	// background (a Node agent's new stub takes a core for tens of ms)
+	// would otherwise land on whichever run comes next.
+	settle := func() {
+		waitIdle(r.ctx, e, 5*time.Second)
+		if se != nil {
+			waitIdle(r.ctx, se, 5*time.Second)
+		}
+	}
+	MeasureInterleaved(0, r.cfg.Runs, rows, fns, settle)
 	notePool(lib, e, before)
 	if se != nil {
 		notePool(rows[1], se, sBefore)

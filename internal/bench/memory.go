@@ -28,9 +28,10 @@ type Mem struct {
 	// (total_rss / anon in memory.stat). Page cache the sandbox was first
 	// to read is in Cgroup, not in Anon.
 	Cgroup, Anon float64
-	// PSS is the proportional set size of the sandbox's own processes;
-	// Outside that of the processes that serve it from outside its
-	// memory cgroup (Docker's containerd shim; the native init's leader).
+	// PSS is the proportional set size of the processes in the sandbox's
+	// memory cgroup (the native init is listed there through its spawner
+	// thread); Outside that of the processes that serve it from outside
+	// (Docker's containerd shim; any process only in another controller).
 	PSS, Outside float64
 	Goal         float64 // MB, judged on Cgroup
 	Note         string

@@ -24,7 +24,7 @@ func WriteReport(w io.Writer, rep *Report) {
 		}
 	}
 	if len(rep.Memory) > 0 {
-		fmt.Fprintf(w, "\n| idle warm sandbox | measured | cgroup MB each | of which anon MB | PSS MB, its processes | PSS MB outside (shim / init) | goal (cgroup) |\n")
+		fmt.Fprintf(w, "\n| idle warm sandbox | measured | cgroup MB each | of which anon MB | PSS MB, processes in its cgroup | PSS MB outside it (Docker's shim) | goal (cgroup) |\n")
 		fmt.Fprintf(w, "|---|---:|---:|---:|---:|---:|---|\n")
 		for _, m := range rep.Memory {
 			goal := fmt.Sprintf("≤ %.0f MB: %s", m.Goal, check(m.Count > 0 && m.Cgroup <= m.Goal))

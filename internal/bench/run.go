@@ -268,7 +268,8 @@ func (r *runner) measureEngine(name, floor, backend string, opts isol8.Options, 
 	}
 	waitIdle(r.ctx, e, 30*time.Second)
 	before := e.PoolStats()
-	MeasureInterleaved(0, r.cfg.Runs, []*Row{row}, []func() error{execute(r.ctx, e, req)})
+	settle := func() { waitIdle(r.ctx, e, 5*time.Second) }
+	MeasureInterleaved(0, r.cfg.Runs, []*Row{row}, []func() error{execute(r.ctx, e, req)}, settle)
 	notePool(row, e, before)
 	r.add(row)
 	return row
