@@ -8,6 +8,7 @@ import (
 	"maps"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -199,6 +200,11 @@ type Sandbox struct {
 
 	oomOnce sync.Once
 	oomPath string // the cgroup file with the OOM-kill counter, "" if unreadable
+
+	// execd is set once the first exec starts: until then only the
+	// sandbox's own init and idle process exist, so nothing can race the
+	// archive API and freezing is skipped (a cold run's first WriteFiles).
+	execd atomic.Bool
 }
 
 // ID is the container's id.

@@ -43,6 +43,7 @@ var signals = map[string]unix.Signal{
 // told not to: the image's own variables, PATH, HOSTNAME and HOME (from the
 // image's passwd, else "/"). Nothing comes from the host.
 func (s *Sandbox) Exec(ctx context.Context, spec sandbox.ExecSpec) (sandbox.ExitStatus, error) {
+	s.execd.Store(true)
 	if len(spec.Argv) == 0 {
 		return sandbox.ExitStatus{}, errors.New("exec: empty argv")
 	}
