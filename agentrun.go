@@ -132,6 +132,7 @@ func (e *LocalEngine) runAgent(ctx context.Context, sb sandbox.Sandbox, conn *ag
 		job.Files = append(job.Files, agent.File{Path: codeFile, Data: []byte(req.Code)})
 	}
 
+	u0, haveUsage := usageOf(ctx, sb)
 	stdout := newOutputStream(EventStdout, lim.MaxOutput, lim.Secrets, sink)
 	stderr := newOutputStream(EventStderr, lim.MaxOutput, lim.Secrets, sink)
 	codeStarted := true
@@ -196,6 +197,7 @@ func (e *LocalEngine) runAgent(ctx context.Context, sb sandbox.Sandbox, conn *ag
 		stderr.appendNote(kernelLostNote)
 	}
 	res = e.finish(res, stdout, stderr, st, start)
+	recordUsage(ctx, sb, u0, haveUsage, res, time.Since(start))
 	if len(req.OutputPaths) > 0 && codeStarted {
 		res.Files = out.Files
 		if res.Files == nil {

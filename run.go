@@ -108,6 +108,7 @@ func (e *LocalEngine) runIn(ctx context.Context, sb sandbox.Sandbox, rt *runtime
 		return nil, err
 	}
 	defer eg.Finish() // stops the proxy on every return; idempotent
+	u0, haveUsage := usageOf(ctx, sb)
 
 	stdout := newOutputStream(EventStdout, lim.MaxOutput, lim.Secrets, sink)
 	stderr := newOutputStream(EventStderr, lim.MaxOutput, lim.Secrets, sink)
@@ -176,10 +177,40 @@ func (e *LocalEngine) runIn(ctx context.Context, sb sandbox.Sandbox, rt *runtime
 		return e.finish(res, stdout, stderr, sandbox.ExitStatus{Code: 137}, start), nil
 	}
 	res = e.finish(res, stdout, stderr, st, start)
+	recordUsage(ctx, sb, u0, haveUsage, res, time.Since(start))
 	if len(req.OutputPaths) > 0 {
 		res.Files = readOutputs(ctx, sb, req.OutputPaths, e)
 	}
 	return res, nil
+}
+
+// usageOf reads a sandbox's counters where its backend can (UsageReader).
+func usageOf(ctx context.Context, sb sandbox.Sandbox) (sandbox.Usage, bool) {
+	ur, ok := sb.(sandbox.UsageReader)
+	if !ok {
+		return sandbox.Usage{}, false
+	}
+	u, err := ur.Usage(ctx)
+	return u, err == nil
+}
+
+// recordUsage fills res.ResourceUsage: CPU over the run (against its wall
+// time), memory now and at the sandbox's peak.
+func recordUsage(ctx context.Context, sb sandbox.Sandbox, before sandbox.Usage, ok bool, res *Result, wall time.Duration) {
+	after, ok2 := usageOf(ctx, sb)
+	if !ok || !ok2 {
+		return
+	}
+	ru := res.ResourceUsage
+	if ru == nil {
+		ru = &ResourceUsage{}
+		res.ResourceUsage = ru
+	}
+	ru.MemoryMB = float64(after.MemoryBytes) / (1 << 20)
+	ru.PeakMemoryMB = float64(after.PeakMemoryBytes) / (1 << 20)
+	if wall > 0 && after.CPUNanos >= before.CPUNanos {
+		ru.CPUPercent = 100 * float64(after.CPUNanos-before.CPUNanos) / float64(wall.Nanoseconds())
+	}
 }
 
 // killStray kills every process a run left behind in a kept sandbox
