@@ -50,6 +50,19 @@ func (before oomCounter) killedSince(after oomCounter) bool {
 // returns "" when the engine is not local (the pid is not the container's
 // here), and Exec then falls back to State.OOMKilled.
 func (s *Sandbox) findOOMFile(ctx context.Context) string {
+	// The usual places first (cgroupfs and systemd drivers, v1 and v2):
+	// a path that names the full container id is this container's, and
+	// finding it costs no API round trip on the run's path.
+	for _, f := range []string{
+		cgroupRoot + "/memory/docker/" + s.id + "/memory.oom_control",
+		cgroupRoot + "/memory/system.slice/docker-" + s.id + ".scope/memory.oom_control",
+		cgroupRoot + "/system.slice/docker-" + s.id + ".scope/memory.events",
+		cgroupRoot + "/docker/" + s.id + "/memory.events",
+	} {
+		if _, err := os.Stat(f); err == nil {
+			return f
+		}
+	}
 	res, err := s.b.cli.ContainerInspect(ctx, s.id, client.ContainerInspectOptions{})
 	if err != nil || res.Container.State == nil || res.Container.State.Pid <= 0 {
 		return ""
