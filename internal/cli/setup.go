@@ -2,10 +2,13 @@ package cli
 
 import (
 	"fmt"
+	"io"
+	"slices"
 	"strings"
 
 	"github.com/isol8/isol8/image"
 	"github.com/isol8/isol8/runtime"
+	"github.com/isol8/isol8/sandbox/native"
 	"github.com/spf13/cobra"
 )
 
@@ -47,15 +50,24 @@ them. "isol8 run" also builds a missing image on first use.`,
 			}); err != nil {
 				return err
 			}
-			// The runtime images are Docker images, which is all setup
-			// builds so far; --backend is checked and accepted so the
-			// same command lines work for run, serve and setup.
+			// The runtime images are Docker images; with no Docker engine,
+			// the native backend's root filesystems are built from Debian
+			// packages instead.
 			out := cmd.OutOrStdout()
 			b, err := image.New()
 			if err != nil {
 				return err
 			}
 			defer b.Close()
+			if cfg.Defaults.Backend == "native" || cfg.Defaults.Backend == "auto" {
+				if perr := b.Ping(cmd.Context()); perr != nil {
+					opts, err := imageOptions(cfg, force, image.LineWriter(out, verbose))
+					if err != nil {
+						return err
+					}
+					return setupNativeRootfs(cmd, opts, out)
+				}
+			}
 			var built, upToDate int
 			lines := image.LineWriter(out, verbose)
 			progress := func(p image.Progress) {
@@ -90,6 +102,37 @@ them. "isol8 run" also builds a missing image on first use.`,
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "also print the output of each build step")
 	cmd.Flags().String("backend", "", "sandbox backend (`NAME`) the images are for: docker, native or auto (default docker)")
 	return cmd
+}
+
+// setupNativeRootfs builds the native backend's root filesystems from
+// Debian packages, for a host with no Docker engine.
+func setupNativeRootfs(cmd *cobra.Command, opts image.Options, out io.Writer) error {
+	fmt.Fprintln(out, "isol8: no Docker engine; building the native backend's root filesystems from Debian packages")
+	var built, upToDate int
+	for _, rt := range image.DebianRootfsRuntimes() {
+		dir, fresh, err := native.EnsureRootfs(cmd.Context(), "", rt, opts)
+		if err != nil {
+			return fmt.Errorf("setup: %s: %w", rt, err)
+		}
+		if fresh {
+			built++
+		} else {
+			upToDate++
+			opts.Progress(image.Progress{Runtime: rt, Stage: image.StageUpToDate, Message: dir})
+		}
+	}
+	var skipped []string
+	for _, name := range runtime.Names() {
+		if !slices.Contains(image.DebianRootfsRuntimes(), name) {
+			skipped = append(skipped, name)
+		}
+	}
+	fmt.Fprintf(out, "isol8: built %d root filesystem(s); %d already up to date", built, upToDate)
+	if len(skipped) > 0 {
+		fmt.Fprintf(out, "; %s need the Docker images", strings.Join(skipped, ", "))
+	}
+	fmt.Fprintln(out)
+	return nil
 }
 
 // runtimeImages lists the images setup builds.

@@ -13,12 +13,15 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
+	isol8image "github.com/isol8/isol8/image"
 	"github.com/isol8/isol8/sandbox"
 )
 
@@ -180,4 +183,130 @@ func untar(r io.Reader, dir string) error {
 	}
 	// The cache folder must be searchable by the sandboxes' mapped root.
 	return root.Chmod(".", 0o755)
+}
+
+// EnsureRootfs makes sure the native backend opened with stateDir (as
+// sandbox.Config.StateDir; "" is the default) has the root filesystem of
+// runtime built from Debian packages (image.PlanRootfs and BuildRootfs),
+// for a host with no Docker engine, and makes it the one isol8:<runtime>
+// resolves to when Docker does not answer. It returns the folder and
+// whether it had to be built; a tree of the same recipe is reused.
+func EnsureRootfs(ctx context.Context, stateDir, runtime string, opts isol8image.Options) (dir string, built bool, err error) {
+	cache := "/var/lib/isol8/native/rootfs"
+	if stateDir != "" {
+		cache = filepath.Join(stateDir, "native", "rootfs")
+	}
+	if err := os.MkdirAll(cache, 0o711); err != nil {
+		return "", false, fmt.Errorf("native state folder: %w", err)
+	}
+	// The sandboxes' mapped root must reach the trees.
+	for p := cache; p != "/"; p = filepath.Dir(p) {
+		if st, err := os.Stat(p); err == nil && st.Mode().Perm()&0o001 == 0 {
+			_ = os.Chmod(p, st.Mode().Perm()|0o001)
+		}
+	}
+	return ensureRootfs(ctx, cache, runtime, opts)
+}
+
+// ensureRootfs is EnsureRootfs with the cache folder.
+func ensureRootfs(ctx context.Context, cache, runtime string, opts isol8image.Options) (string, bool, error) {
+	plan, err := isol8image.PlanRootfs(runtime, opts)
+	if err != nil {
+		return "", false, err
+	}
+	rootfs := filepath.Join(cache, plan.Key())
+	built := false
+	if _, err := os.Stat(rootfs); err != nil {
+		suffix := make([]byte, 6)
+		_, _ = rand.Read(suffix)
+		tmp := rootfs + ".tmp-" + hex.EncodeToString(suffix)
+		if err := isol8image.BuildRootfs(ctx, plan, tmp, opts); err != nil {
+			return "", false, err
+		}
+		if err := adoptRootfs(tmp, rootfs); err != nil {
+			_ = os.RemoveAll(tmp)
+			return "", false, err
+		}
+		built = true
+	}
+	// debian-<runtime> points at the tree isol8:<runtime> resolves to.
+	link := filepath.Join(cache, "debian-"+runtime)
+	tmpLink := link + ".tmp-link"
+	_ = os.Remove(tmpLink)
+	if err := os.Symlink(plan.Key(), tmpLink); err != nil {
+		return "", built, err
+	}
+	if err := os.Rename(tmpLink, link); err != nil {
+		return "", built, err
+	}
+	return rootfs, built, nil
+}
+
+// linkedRootfs returns the tree debian-<runtime> points at, if any.
+func linkedRootfs(cache, runtime string) (string, bool) {
+	target, err := os.Readlink(filepath.Join(cache, "debian-"+runtime))
+	if err != nil || strings.Contains(target, "/") {
+		return "", false
+	}
+	dir := filepath.Join(cache, target)
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return "", false
+	}
+	return dir, true
+}
+
+// adoptRootfs shifts the owners of a freshly built tree into the
+// sandboxes' id range (as untar does for an export), adds the folders
+// every sandbox mounts on, and moves it to rootfs.
+func adoptRootfs(tmp, rootfs string) error {
+	seen := map[uint64]bool{} // hard-linked inodes already shifted
+	err := filepath.WalkDir(tmp, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		st, ok := info.Sys().(*syscall.Stat_t)
+		if !ok {
+			return fmt.Errorf("%s: no owner", p)
+		}
+		if !info.IsDir() && st.Nlink > 1 {
+			if seen[st.Ino] {
+				return nil
+			}
+			seen[st.Ino] = true
+		}
+		if err := os.Lchown(p, shiftID(int(st.Uid)), shiftID(int(st.Gid))); err != nil {
+			return err
+		}
+		// chown clears set-id bits: put them back.
+		if mode := info.Mode(); mode&os.ModeSymlink == 0 && mode&(os.ModeSetuid|os.ModeSetgid) != 0 {
+			return os.Chmod(p, mode.Perm()|mode&(os.ModeSetuid|os.ModeSetgid|os.ModeSticky))
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("shift owners: %w", err)
+	}
+	for _, sub := range []string{"sandbox", "tmp", "proc", "dev", "sys"} {
+		p := filepath.Join(tmp, sub)
+		if err := os.Mkdir(p, 0o755); err == nil {
+			_ = os.Lchown(p, shiftID(0), shiftID(0))
+		} else if !errors.Is(err, fs.ErrExist) {
+			return err
+		}
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, rootfs); err != nil {
+		if _, serr := os.Stat(rootfs); serr == nil {
+			_ = os.RemoveAll(tmp)
+			return nil
+		}
+		return err
+	}
+	return nil
 }

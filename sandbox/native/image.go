@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/client"
 
+	isol8image "github.com/isol8/isol8/image"
 	"github.com/isol8/isol8/sandbox"
 )
 
@@ -29,6 +31,7 @@ const recheckAfter = 10 * time.Second
 type images struct {
 	cache      string // <state>/rootfs
 	dockerHost string
+	progress   io.Writer // where a first-use rootfs build reports; nil is stderr
 
 	mu      sync.Mutex
 	cli     *client.Client
@@ -81,7 +84,7 @@ func (im *images) resolve(ctx context.Context, image string) (imageRef, error) {
 	if ok {
 		return r.img, nil
 	}
-	img, err := im.fromDocker(ctx, image)
+	img, err := im.lookup(ctx, image)
 	if err != nil {
 		return imageRef{}, err
 	}
@@ -96,7 +99,7 @@ func (im *images) resolve(ctx context.Context, image string) (imageRef, error) {
 func (im *images) recheck(image string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	img, err := im.fromDocker(ctx, image)
+	img, err := im.lookup(ctx, image)
 	im.mu.Lock()
 	defer im.mu.Unlock()
 	r := im.names[image]
@@ -170,6 +173,80 @@ func (im *images) client() (*client.Client, error) {
 	return cli, nil
 }
 
+// errNoDocker marks a lookup that failed because no Docker engine answered
+// (rather than because the engine lacks the image).
+var errNoDocker = errors.New("no Docker engine")
+
+// lookup resolves a name: from the Docker engine when it answers; else, for
+// a runtime image (isol8:<runtime>), the root filesystem built from Debian
+// packages, built on first use.
+func (im *images) lookup(ctx context.Context, image string) (imageRef, error) {
+	img, err := im.fromDocker(ctx, image)
+	if !errors.Is(err, errNoDocker) {
+		return img, err
+	}
+	rt, ok := strings.CutPrefix(image, isol8image.RuntimeRepo+":")
+	if !ok || rt == "" || strings.ContainsAny(rt, "/.-") {
+		return imageRef{}, err
+	}
+	return im.fromDebian(ctx, rt, err)
+}
+
+// fromDebian returns the Debian-built root filesystem of runtime rt: the
+// one `isol8 setup` last built (which follows the config's images keys),
+// else one built now from the machine's apt sources. dockerErr says why
+// Docker was not asked.
+func (im *images) fromDebian(ctx context.Context, rt string, dockerErr error) (imageRef, error) {
+	env := isol8image.RootfsEnv(rt)
+	if dir, ok := linkedRootfs(im.cache, rt); ok {
+		return imageRef{rootfs: dir, env: env}, nil
+	}
+	key := "debian-" + rt
+	for {
+		im.mu.Lock()
+		wg, busy := im.exports[key]
+		if !busy {
+			wg = &sync.WaitGroup{}
+			wg.Add(1)
+			im.exports[key] = wg
+		}
+		im.mu.Unlock()
+		if !busy {
+			break
+		}
+		wg.Wait()
+		if dir, ok := linkedRootfs(im.cache, rt); ok {
+			return imageRef{rootfs: dir, env: env}, nil
+		}
+	}
+	defer func() {
+		im.mu.Lock()
+		wg := im.exports[key]
+		delete(im.exports, key)
+		im.mu.Unlock()
+		wg.Done()
+	}()
+	w := im.progress
+	if w == nil {
+		w = os.Stderr
+	}
+	opts := isol8image.Options{Mirror: os.Getenv("ISOL8_DEBIAN_MIRROR"), Progress: isol8image.LineWriter(w, false)}
+	if _, err := isol8image.PlanRootfs(rt, opts); errors.Is(err, isol8image.ErrNoDebianRootfs) {
+		return imageRef{}, fmt.Errorf("image %s:%s: %w; %w", isol8image.RuntimeRepo, rt, err, sandbox.ErrUnavailable)
+	}
+	fmt.Fprintf(w, "isol8: %v; building the %s root filesystem from Debian packages (first time: a minute or two)\n", firstLine(dockerErr), rt)
+	dir, _, err := ensureRootfs(ctx, im.cache, rt, opts)
+	if err != nil {
+		return imageRef{}, fmt.Errorf("image %s:%s: no Docker engine, and building it from Debian packages failed: %w; %w", isol8image.RuntimeRepo, rt, err, sandbox.ErrUnavailable)
+	}
+	return imageRef{rootfs: dir, env: env}, nil
+}
+
+func firstLine(err error) string {
+	line, _, _ := strings.Cut(err.Error(), "\n")
+	return line
+}
+
 // fromDocker finds the image's ID and returns its unpacked copy, exporting
 // it first if this ID was never seen.
 func (im *images) fromDocker(ctx context.Context, image string) (imageRef, error) {
@@ -180,7 +257,7 @@ func (im *images) fromDocker(ctx context.Context, image string) (imageRef, error
 func (im *images) exported(ctx context.Context, image string) (string, []string, error) {
 	cli, err := im.client()
 	if err != nil {
-		return "", nil, fmt.Errorf("image %q: no Docker engine to export it from (%v): %w", image, err, sandbox.ErrImageNotFound)
+		return "", nil, fmt.Errorf("image %q: %w to export it from (%v): %w", image, errNoDocker, err, sandbox.ErrImageNotFound)
 	}
 	res, err := cli.ImageInspect(ctx, image)
 	if err != nil {
@@ -190,7 +267,7 @@ func (im *images) exported(ctx context.Context, image string) (string, []string,
 		if ctx.Err() != nil {
 			return "", nil, ctx.Err()
 		}
-		return "", nil, fmt.Errorf("image %q: Docker engine unreachable (%v): %w", image, err, sandbox.ErrImageNotFound)
+		return "", nil, fmt.Errorf("image %q: %w reachable (%v): %w", image, errNoDocker, err, sandbox.ErrImageNotFound)
 	}
 	key := strings.TrimPrefix(res.ID, "sha256:")
 	if key == "" || strings.ContainsAny(key, "/.") {
