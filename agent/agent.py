@@ -10,7 +10,9 @@
 # relays output, kills and cleans; the zygote, forked at start before any job
 # exists, forks each job's process on request and never reads a job's data.
 # A job is therefore a fork of a warm interpreter whose memory holds nothing
-# of any earlier job, and a reset needs no new interpreter. Neither process is
+# of any earlier job, and a reset needs no new interpreter. The fork is made
+# ahead of the job (a spare, see zygote()) when no process of any job
+# exists, so that a job does not wait for it. Neither process is
 # dumpable: jobs (same uid) cannot open their /proc/<pid>/mem or fds.
 #
 # The source is this file, then agent_sandbox.py, agent_job.py and
@@ -18,6 +20,7 @@
 import base64
 import ctypes
 import errno
+import importlib.machinery  # for each job's __main__: an import in a job costs ms
 import io
 import json
 import os
@@ -28,6 +31,7 @@ import stat
 import struct
 import sys
 import time
+import types
 
 VERSION = 1
 SELF = os.getpid()
@@ -86,6 +90,7 @@ def recv():
 # ---- reset and main loop --------------------------------------------------
 
 def reset():
+    no_spare()
     kernel_stop()
     if not sweep(True):
         raise OSError("processes survived SIGKILL")
@@ -98,6 +103,7 @@ def reset():
     if scan():
         raise OSError("processes appeared during the reset")
     reaped.clear()
+    want_spare()
 
 
 def handle(kind, payload):
@@ -149,6 +155,7 @@ def boot():
     os.set_blocking(wake_w, False)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     signal.set_wakeup_fd(wake_w)
+    want_spare()
     hello()
 
 

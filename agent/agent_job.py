@@ -27,8 +27,6 @@ def std_streams():
 
 def main_module(path):
     import builtins
-    import importlib.machinery
-    import types
     mod = types.ModuleType("__main__")
     mod.__file__ = path
     mod.__builtins__ = builtins
@@ -90,8 +88,11 @@ def code_child(job):
         site.addsitedir(user)
     code = run_source(path, main_module(path).__dict__)
     try:
-        import threading
-        threading._shutdown()
+        # As the interpreter's own shutdown does: join the program's threads
+        # when it used threading (importing it here would cost ms).
+        threading = sys.modules.get("threading")
+        if threading is not None:
+            threading._shutdown()
         import atexit
         atexit._run_exitfuncs()
     except BaseException:
@@ -148,15 +149,55 @@ def job_child(fds):
     os._exit(127)
 
 
+def spare_child(sock):
+    """Fork the next job's process ahead of its job (a spare): it waits for
+    the job's fds on a socket of its own. Returns (pid, the zygote's end of
+    that socket)."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            sock.close()
+            ours.close()
+            msg, fds, _, _ = socket.recv_fds(theirs, 16, 8)
+            theirs.close()
+            if msg == b"F" and len(fds) == 5:
+                job_child(fds)
+        finally:
+            os._exit(1)
+    theirs.close()
+    return pid, ours
+
+
+def drop_spare(spare):
+    pid, ours = spare
+    ours.close()
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+    os.waitpid(pid, 0)
+
+
 def zygote(sock):
     """Forks a job's process for each request and reports its exit. It only
-    ever handles fds and pids, so its memory stays that of a fresh agent."""
+    ever handles fds and pids, so its memory stays that of a fresh agent.
+
+    Requests: W forks a spare for the next job (the supervisor sends it
+    only when no process of any job exists, so that no job ever sees a
+    spare it does not run in); S starts a job in the spare, or in a new
+    fork if there is none; F always in a new fork (a spare is killed); D
+    kills the spare, and is answered, before the supervisor sweeps."""
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     null = os.open("/dev/null", os.O_RDWR)
     os.dup2(null, 0)
     os.dup2(null, 1)
     os.close(null)
+    # The first compile in a process costs most of a millisecond; its
+    # forks inherit what it sets up.
+    compile("pass\n", "<isol8>", "exec")
+    spare = None
     while True:
         try:
             msg, fds, _, _ = socket.recv_fds(sock, 16, 8)
@@ -164,10 +205,36 @@ def zygote(sock):
             os._exit(1)
         if not msg:
             os._exit(0)
-        pid = os.fork()
-        if pid == 0:
-            sock.close()
-            job_child(fds)
+        if msg in (b"W", b"D"):
+            for fd in fds:
+                os.close(fd)
+            if spare is not None:
+                drop_spare(spare)
+                spare = None
+            if msg == b"W":
+                spare = spare_child(sock)
+            else:
+                sock.send(b"D0")
+            continue
+        pid = None
+        if spare is not None:
+            spid, ours = spare
+            spare = None
+            if msg == b"S":
+                try:
+                    socket.send_fds(ours, [b"F"], fds)
+                    pid = spid
+                except OSError:
+                    pass
+            if pid is None:
+                drop_spare((spid, ours))
+            else:
+                ours.close()
+        if pid is None:
+            pid = os.fork()
+            if pid == 0:
+                sock.close()
+                job_child(fds)
         for fd in fds:
             os.close(fd)
         sock.send(b"P%d" % pid)
@@ -189,6 +256,27 @@ def start_zygote():
     ZYGOTE, ZSOCK = pid, ours
 
 
+SPARE = False  # the zygote has (or is making) a spare for the next job
+
+
+def want_spare():
+    """Have the zygote fork the next job's process now: only when no
+    process of any job exists (at boot, at the end of a reset)."""
+    global SPARE
+    ZSOCK.send(b"W")
+    SPARE = True
+
+
+def no_spare():
+    """Kill the spare, if any: before a sweep (its zombie is the zygote's
+    to reap) and before a job that will not start in it."""
+    global SPARE
+    if SPARE:
+        SPARE = False
+        ZSOCK.send(b"D")
+        zygote_reply(b"D")
+
+
 def zygote_reply(kind):
     msg = ZSOCK.recv(64)
     if not msg or msg[:1] != kind:
@@ -202,17 +290,27 @@ def start_child(job, argv, stdin_r, out_w, err_w):
     session, with exactly the job's environment and folder, running the
     code file (argv None) or exec'ing argv. Errors before the program
     starts are raised here as JobError."""
+    global SPARE
+    spec = {"argv": argv, "env": job_env(job), "dir": job.get("dir") or "/sandbox",
+            "codeFile": job.get("codeFile")}
+    data = memoryview(json.dumps(spec).encode())
     spec_r, spec_w = os.pipe()
     fail_r, fail_w = os.pipe()
+    # The spec goes into its pipe first, as much as the pipe takes without
+    # blocking, so that the child finds it there.
+    os.set_blocking(spec_w, False)
     try:
-        socket.send_fds(ZSOCK, [b"F"], [stdin_r, out_w, err_w, spec_r, fail_w])
+        data = data[os.write(spec_w, data):]
+    except BlockingIOError:
+        pass
+    os.set_blocking(spec_w, True)
+    try:
+        socket.send_fds(ZSOCK, [b"S" if SPARE else b"F"], [stdin_r, out_w, err_w, spec_r, fail_w])
+        SPARE = False
     finally:
         os.close(spec_r)
         os.close(fail_w)
     zygote_reply(b"P")
-    spec = {"argv": argv, "env": job_env(job), "dir": job.get("dir") or "/sandbox",
-            "codeFile": job.get("codeFile")}
-    data = memoryview(json.dumps(spec).encode())
     try:
         while data:
             data = data[os.write(spec_w, data):]
@@ -370,6 +468,7 @@ def do_job(job):
     stdin = base64.b64decode(job.get("stdin") or "")
     mode = job.get("mode")
     if mode == "kernel":
+        no_spare()
         return kernel_run(job, stdin)
     argv = job.get("argv") if mode == "exec" else None
     return {"code": run_phase(job, argv, stdin, True)}

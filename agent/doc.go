@@ -37,7 +37,10 @@
 // are those they had at start (a job may lower another same-uid process's
 // rlimits, which its children would inherit); anything it cannot verify
 // fails the reset, and the caller destroys the sandbox. Each Python job is
-// forked from a zygote that was forked at start and never reads job data,
+// forked from a zygote that was forked at start and never reads job data
+// (the first job after a start or a reset runs in a fork the zygote made
+// ahead, when no process of any job existed; it is killed at a reset or
+// before a kernel job, so no other job ever sees it),
 // and each Node job runs in a stub started after the previous reset, so no
 // job inherits memory that held an earlier job's code, input or secrets.
 //
