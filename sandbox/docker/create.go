@@ -48,11 +48,22 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Sandbo
 	if err != nil {
 		return nil, err
 	}
-	res, err := b.cli.ContainerCreate(ctx, client.ContainerCreateOptions{
+	// The create is not cancelled with ctx: a daemon that has already made
+	// the container when the client stops waiting would leave it behind
+	// with no id to remove it by. It is short; ctx is checked right after.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+	res, err := b.cli.ContainerCreate(cctx, client.ContainerCreateOptions{
 		Config:     cfg,
 		HostConfig: hc,
 		Name:       "isol8-" + cfg.Hostname,
 	})
+	cancel()
+	if err == nil && ctx.Err() != nil {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+		defer cancel()
+		_ = b.remove(rctx, res.ID)
+		return nil, ctx.Err()
+	}
 	if err != nil {
 		if cerrdefs.IsNotFound(err) {
 			return nil, fmt.Errorf("create sandbox: image %q: %w (build or load it first)", spec.Image, sandbox.ErrImageNotFound)
