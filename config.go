@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/isol8/isol8/image"
 )
 
 // Config is isol8.config.json (contract section 7). One loader (LoadConfig)
@@ -332,7 +334,10 @@ func (c *Config) Validate() error {
 	if c.MaxConcurrent < 1 {
 		return fmt.Errorf("maxConcurrent: must be at least 1, got %d", c.MaxConcurrent)
 	}
-	if err := c.Packages.Validate(); err != nil {
+	// The packages policy and every dependencies.<runtime> name, checked
+	// here so a bad one is reported at load, by its key.
+	var scratch image.Options
+	if err := c.ApplyDependencies(&scratch); err != nil {
 		return err
 	}
 	if c.Queue.Size < 0 || c.Queue.TimeoutMs < 0 {

@@ -92,3 +92,10 @@ func TestRequestValidateNamesField(t *testing.T) {
 		t.Error("over-long path element accepted")
 	}
 }
+
+func TestConfigBadDependencyNamed(t *testing.T) {
+	_, err := ParseConfig([]byte(`{"dependencies":{"python":["--index-url=http://evil.test"]}}`), "t.json")
+	if err == nil || !strings.Contains(err.Error(), "dependencies.python") {
+		t.Fatalf("err = %v, want it to name dependencies.python", err)
+	}
+}

@@ -20,7 +20,7 @@ func (c *Config) ImageOptions(progress io.Writer) image.Options {
 	}
 	// The runtime images bake the config's dependencies: the engine's
 	// first-use build must hash exactly as `isol8 setup` does.
-	_ = c.ApplyDependencies(&opts) // Validate has already checked them
+	_ = c.ApplyDependencies(&opts) // Validate (at load) has checked them
 	return opts
 }
 

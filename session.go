@@ -1,10 +1,10 @@
 package isol8
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"sync"
 
 	"github.com/isol8/isol8/agent"
@@ -176,7 +176,7 @@ func (e *LocalEngine) GetFile(ctx context.Context, path string) ([]byte, error) 
 	defer s.mu.Unlock()
 	if s.sb == nil {
 		if data, ok := s.pending[path]; ok {
-			return maps.Clone(map[string][]byte{path: data})[path], nil
+			return bytes.Clone(data), nil
 		}
 		return nil, fmt.Errorf("%s: %w", path, ErrNotFound)
 	}

@@ -30,14 +30,6 @@
 // there. Nothing of the proxy runs in the sandbox, and the listener exists
 // before any user code does, so that code cannot take its port.
 //
-// A backend that cannot enter the sandbox's namespace can instead
-// bind-mount a directory holding a Unix socket (ListenUnix) into the
-// sandbox and run Bridge there on 127.0.0.1:PORT, piping each TCP
-// connection to the socket (a directory, not the socket file, so that a
-// new proxy can replace the socket between runs of a persistent sandbox).
-// That helper runs as the sandbox user and is not trusted: the Proxy
-// enforces everything either way.
-//
 //	m, err := egress.Compile(serverPolicy.Intersect(requestPolicy))
 //	logs := &egress.LogBuffer{}
 //	p, err := egress.New(runCtx, egress.Config{Matcher: m, OnLog: logs.Add})

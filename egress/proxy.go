@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
-	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -196,31 +195,6 @@ func (p *Proxy) Close() error {
 // Stats returns the bytes moved so far for the sandbox.
 func (p *Proxy) Stats() Stats {
 	return Stats{BytesIn: p.bytesIn.Load(), BytesOut: p.bytesOut.Load()}
-}
-
-// ListenUnix listens on a Unix socket at path for Serve, to be bind-mounted
-// into a sandbox that has no network but loopback. The socket is made
-// connectable by any uid (0666), since the sandbox user needs it: keep it
-// in a directory that only the server and that sandbox can reach. A stale
-// socket at path is replaced; any other file there is an error.
-func ListenUnix(path string) (net.Listener, error) {
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode()&os.ModeSocket == 0 {
-			return nil, fmt.Errorf("egress: listen %s: exists and is not a socket", path)
-		}
-		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("egress: listen %s: %w", path, err)
-		}
-	}
-	l, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, fmt.Errorf("egress: %w", err)
-	}
-	if err := os.Chmod(path, 0o666); err != nil {
-		l.Close()
-		return nil, fmt.Errorf("egress: %w", err)
-	}
-	return l, nil
 }
 
 func (p *Proxy) isClosed() bool {

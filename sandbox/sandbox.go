@@ -45,7 +45,8 @@ const (
 type Network string
 
 // The network policies a backend must support. NetworkFiltered leaves the
-// sandbox only loopback plus a way to the egress proxy (ProxyAddr).
+// sandbox only loopback; the engine reaches it with a listener in its
+// network namespace (LoopbackListener).
 const (
 	NetworkNone     Network = "none"
 	NetworkFiltered Network = "filtered"
@@ -68,8 +69,6 @@ type Spec struct {
 	SeccompProfile []byte
 	// Labels are added to the sandbox (the backend adds LabelManaged).
 	Labels map[string]string
-	// ProxyAddr is the egress proxy for NetworkFiltered ("" otherwise).
-	ProxyAddr string
 }
 
 // File is one file to write into a sandbox.

@@ -15,7 +15,7 @@ import (
 // config's dependencies (pip or npm packages, "system:" Debian ones) are
 // baked into the runtime images.
 func imageOptions(cfg *isol8.Config, force bool, progress func(image.Progress)) (image.Options, error) {
-	if err := cfg.Packages.Validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return image.Options{}, usageErrorf("%v", message(err))
 	}
 	opts := cfg.ImageOptions(nil)
