@@ -13,6 +13,8 @@ import (
 )
 
 var (
+	//go:embed agent_boot.py
+	pyBoot string
 	//go:embed agent.py
 	pyMain string
 	//go:embed agent_sandbox.py
@@ -21,7 +23,8 @@ var (
 	pyJob string
 	//go:embed agent_kernel.py
 	pyKernel string
-	// pythonSource is the Python agent: one program in four files.
+	// pythonSource is the Python agent's supervisor: one program in four
+	// files, run by the bootstrap (pyBoot) once it has forked the zygote.
 	pythonSource = pyMain + "\n" + pySandbox + "\n" + pyJob + "\n" + pyKernel + "\nmain()\n"
 
 	//go:embed agent.mjs
@@ -65,7 +68,7 @@ exec "$d/node" --input-type=module -e "$1" "$2" "$3" "$d/node"`
 func argv(lang Lang) ([]string, error) {
 	switch lang {
 	case Python:
-		return []string{"python3", "-I", "-c", pythonSource}, nil
+		return []string{"python3", "-I", "-c", pyBoot, pythonSource}, nil
 	case Node:
 		return []string{"/bin/sh", "-c", nodeBoot, "isol8-agent", nodeSource, stubSource, kernelSource}, nil
 	}

@@ -1,37 +1,36 @@
-# isol8's in-sandbox agent for Python (see agent/doc.go for the protocol).
+# isol8's in-sandbox agent for Python: the supervisor (see agent/doc.go
+# for the protocol).
 #
-# The host starts it as `python3 -I -c <source>` through the sandbox
-# seam and talks to it in frames on fd 0 (host -> agent) and fd 1 (agent ->
-# host). It never runs user code itself: every job runs in a child whose
-# stdout and stderr are pipes the agent relays as frames, so a job cannot
-# forge a frame.
+# The host starts it as `python3 -I -c <agent_boot.py> <this source>` through
+# the sandbox seam and talks to it in frames on fd 0 (host -> agent) and
+# fd 1 (agent -> host). It never runs user code itself: every job runs in a
+# child whose stdout and stderr are pipes the agent relays as frames, so a
+# job cannot forge a frame.
 #
 # Two processes: the supervisor (this one) speaks to the host, writes files,
-# relays output, kills and cleans; the zygote, forked at start before any job
-# exists, forks each job's process on request and never reads a job's data.
-# A job is therefore a fork of a warm interpreter whose memory holds nothing
-# of any earlier job, and a reset needs no new interpreter. The fork is made
-# ahead of the job (a spare, see zygote()) when no process of any job
-# exists, so that a job does not wait for it. Neither process is
-# dumpable: jobs (same uid) cannot open their /proc/<pid>/mem or fds.
+# relays output, kills and cleans; the zygote, forked by the bootstrap
+# before this source was even compiled, forks each job's process on
+# request and never reads a job's data. A job is therefore a fork of a bare
+# warm interpreter whose memory holds nothing of any earlier job (nor of the
+# supervisor), and a reset needs no new interpreter. The fork is made ahead
+# of the job (a spare, see agent_boot.py) when no process of any job
+# exists, and the job's spec and fds go to it straight from the
+# supervisor, so that a job waits for neither a fork nor the zygote.
+# Neither process is dumpable: jobs (same uid) cannot open their
+# /proc/<pid>/mem or fds.
 #
-# The source is this file, then agent_sandbox.py, agent_job.py and
+# This source is this file, then agent_sandbox.py, agent_job.py and
 # agent_kernel.py, then a call of main(): one program, split for reading.
+# It runs in the bootstrap's globals (ZYGOTE, ZSOCK, set_dumpable,
+# JobError, send_fds, recv_fds, exit_code and the job process's functions).
 import base64
-import ctypes
 import errno
-import importlib.machinery  # for each job's __main__: an import in a job costs ms
-import io
 import json
-import os
 import select
 import signal
-import socket
 import stat
 import struct
-import sys
 import time
-import types
 
 VERSION = 1
 SELF = os.getpid()
@@ -42,20 +41,6 @@ ROOTS = ("/sandbox", "/tmp")
 WIPE = ("/sandbox", "/tmp", "/dev/shm", "/dev/mqueue")
 KILL_WAIT = 5.0  # seconds a sweep may take before the sandbox is given up
 DRAIN_WAIT = 2.0  # seconds to read output left in pipes after a job
-
-libc = ctypes.CDLL(None, use_errno=True)
-PR_SET_DUMPABLE = 4
-
-
-def set_dumpable(on):
-    libc.prctl(PR_SET_DUMPABLE, 1 if on else 0, 0, 0, 0)
-
-
-set_dumpable(False)
-
-
-class JobError(Exception):
-    """A job that cannot start; reported to the host as an error, not an exit."""
 
 
 # ---- frames ---------------------------------------------------------------
@@ -148,7 +133,6 @@ def boot():
                 pass
     BASE_ENV = dict(os.environ)
     os.chdir("/")
-    start_zygote()
     FINGERPRINTS = {pid: fingerprint(pid) for pid in [SELF, ZYGOTE] + list(INFRA)}
     WAKE_R, wake_w = os.pipe()
     os.set_blocking(WAKE_R, False)

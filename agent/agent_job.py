@@ -1,4 +1,6 @@
-# Running a job: the zygote, the job's process and the output relay. Part of the Python agent (agent.py): the host joins
+# Running a job, the supervisor's side: the spare, the start of a job's
+# process (its own side is in agent_boot.py) and the output relay. Part of
+# the Python agent (agent.py): the host joins
 # agent.py, agent_sandbox.py, agent_job.py and agent_kernel.py into one
 # source.
 
@@ -12,251 +14,7 @@ def job_env(job):
     return env
 
 
-def std_streams():
-    """sys.stdin/out/err as `python3 -u` makes them on fds 0-2."""
-    enc = "utf-8"
-    raw_in = io.FileIO(0, "r", closefd=False)
-    raw_out = io.FileIO(1, "w", closefd=False)
-    raw_err = io.FileIO(2, "w", closefd=False)
-    raw_in.name, raw_out.name, raw_err.name = "<stdin>", "<stdout>", "<stderr>"
-    sys.stdin = sys.__stdin__ = io.TextIOWrapper(io.BufferedReader(raw_in), encoding=enc, errors="strict")
-    sys.stdout = sys.__stdout__ = io.TextIOWrapper(raw_out, encoding=enc, errors="strict", write_through=True)
-    sys.stderr = sys.__stderr__ = io.TextIOWrapper(raw_err, encoding=enc, errors="backslashreplace",
-                                                   write_through=True)
-
-
-def main_module(path):
-    import builtins
-    mod = types.ModuleType("__main__")
-    mod.__file__ = path
-    mod.__builtins__ = builtins
-    mod.__cached__ = None
-    mod.__loader__ = importlib.machinery.SourceFileLoader("__main__", path)
-    sys.modules["__main__"] = mod
-    return mod
-
-
-def run_source(path, globs):
-    """Run a file's code in globs; returns the exit code the way the
-    interpreter would (SystemExit, traceback and 1 on an exception)."""
-    try:
-        with open(path, "rb") as f:
-            src = f.read()
-        exec(compile(src, path, "exec"), globs)
-        return 0
-    except SystemExit as e:
-        c = e.code
-        if c is None:
-            return 0
-        if isinstance(c, int):
-            return c & 0xFF
-        try:
-            print(c, file=sys.stderr)
-        except Exception:
-            pass
-        return 1
-    except BaseException as e:
-        # Drop this function's frame: the traceback starts at the code.
-        tb = e.__traceback__.tb_next if e.__traceback__ is not None else None
-        try:
-            sys.excepthook(type(e), e.with_traceback(tb), tb)
-        except Exception:
-            pass
-        if isinstance(e, KeyboardInterrupt):
-            return -signal.SIGINT
-        return 1
-
-
-def flush_std():
-    for s in (sys.stdout, sys.stderr):
-        try:
-            s.flush()
-        except Exception:
-            pass
-
-
-def code_child(job):
-    """In the forked child: run the code file as `python3 -u file` would."""
-    set_dumpable(True)
-    std_streams()
-    path = job["codeFile"]
-    sys.argv = [path]
-    sys.path.insert(0, os.path.dirname(path))
-    import site
-    user = site.getusersitepackages()
-    if os.path.isdir(user):
-        site.addsitedir(user)
-    code = run_source(path, main_module(path).__dict__)
-    try:
-        # As the interpreter's own shutdown does: join the program's threads
-        # when it used threading (importing it here would cost ms).
-        threading = sys.modules.get("threading")
-        if threading is not None:
-            threading._shutdown()
-        import atexit
-        atexit._run_exitfuncs()
-    except BaseException:
-        pass
-    flush_std()
-    if code < 0:
-        signal.signal(-code, signal.SIG_DFL)
-        os.kill(os.getpid(), -code)
-    os._exit(code)
-
-
-def job_child(fds):
-    """In a fork of the zygote: read the job's spec, take its stdio, session,
-    folder and environment, then run its code or exec its program."""
-    stdin_r, out_w, err_w, spec_r, fail_w = fds
-    try:
-        parts = []
-        while True:
-            b = os.read(spec_r, 1 << 20)
-            if not b:
-                break
-            parts.append(b)
-        spec = json.loads(b"".join(parts))
-        os.setsid()
-        os.dup2(stdin_r, 0)
-        os.dup2(out_w, 1)
-        os.dup2(err_w, 2)
-        os.closerange(3, fail_w)
-        os.closerange(fail_w + 1, 65536)
-        try:
-            os.chdir(spec["dir"])
-        except OSError as e:
-            raise JobError("workdir %s: %s" % (spec["dir"], e.strerror))
-        os.environ.clear()
-        os.environ.update(spec["env"])
-        argv = spec.get("argv")
-        if argv is None:
-            os.close(fail_w)
-            code_child(spec)
-        # An exec'd program starts with the default dispositions a fresh
-        # process has, not the interpreter's ignored SIGPIPE and SIGXFSZ.
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-        signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
-        try:
-            os.set_inheritable(fail_w, False)
-            os.execvpe(argv[0], argv, spec["env"])
-        except OSError as e:
-            raise JobError("exec %s: %s" % (argv[0], e.strerror))
-    except BaseException as e:
-        try:
-            os.write(fail_w, str(e).encode() or b"child failed")
-        except OSError:
-            pass
-    os._exit(127)
-
-
-def spare_child(sock):
-    """Fork the next job's process ahead of its job (a spare): it waits for
-    the job's fds on a socket of its own. Returns (pid, the zygote's end of
-    that socket)."""
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    pid = os.fork()
-    if pid == 0:
-        try:
-            sock.close()
-            ours.close()
-            msg, fds, _, _ = socket.recv_fds(theirs, 16, 8)
-            theirs.close()
-            if msg == b"F" and len(fds) == 5:
-                job_child(fds)
-        finally:
-            os._exit(1)
-    theirs.close()
-    return pid, ours
-
-
-def drop_spare(spare):
-    pid, ours = spare
-    ours.close()
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except OSError:
-        pass
-    os.waitpid(pid, 0)
-
-
-def zygote(sock):
-    """Forks a job's process for each request and reports its exit. It only
-    ever handles fds and pids, so its memory stays that of a fresh agent.
-
-    Requests: W forks a spare for the next job (the supervisor sends it
-    only when no process of any job exists, so that no job ever sees a
-    spare it does not run in); S starts a job in the spare, or in a new
-    fork if there is none; F always in a new fork (a spare is killed); D
-    kills the spare, and is answered, before the supervisor sweeps."""
-    signal.set_wakeup_fd(-1)
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-    null = os.open("/dev/null", os.O_RDWR)
-    os.dup2(null, 0)
-    os.dup2(null, 1)
-    os.close(null)
-    # The first compile in a process costs most of a millisecond; its
-    # forks inherit what it sets up.
-    compile("pass\n", "<isol8>", "exec")
-    spare = None
-    while True:
-        try:
-            msg, fds, _, _ = socket.recv_fds(sock, 16, 8)
-        except OSError:
-            os._exit(1)
-        if not msg:
-            os._exit(0)
-        if msg in (b"W", b"D"):
-            for fd in fds:
-                os.close(fd)
-            if spare is not None:
-                drop_spare(spare)
-                spare = None
-            if msg == b"W":
-                spare = spare_child(sock)
-            else:
-                sock.send(b"D0")
-            continue
-        pid = None
-        if spare is not None:
-            spid, ours = spare
-            spare = None
-            if msg == b"S":
-                try:
-                    socket.send_fds(ours, [b"F"], fds)
-                    pid = spid
-                except OSError:
-                    pass
-            if pid is None:
-                drop_spare((spid, ours))
-            else:
-                ours.close()
-        if pid is None:
-            pid = os.fork()
-            if pid == 0:
-                sock.close()
-                job_child(fds)
-        for fd in fds:
-            os.close(fd)
-        sock.send(b"P%d" % pid)
-        _, status = os.waitpid(pid, 0)
-        sock.send(b"X%d" % exit_code(status))
-
-
-def start_zygote():
-    global ZYGOTE, ZSOCK
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    pid = os.fork()
-    if pid == 0:
-        try:
-            ours.close()
-            zygote(theirs)
-        finally:
-            os._exit(1)
-    theirs.close()
-    ZYGOTE, ZSOCK = pid, ours
-
-
-SPARE = False  # the zygote has (or is making) a spare for the next job
+SPARE = None  # (pid, socket) of the process the zygote forked for the next job
 
 
 def want_spare():
@@ -264,38 +22,79 @@ def want_spare():
     process of any job exists (at boot, at the end of a reset)."""
     global SPARE
     ZSOCK.send(b"W")
-    SPARE = True
+    msg, fds = recv_fds(ZSOCK, 64, 1)
+    if msg[:1] != b"P" or len(fds) != 1:
+        zygote_gone()
+    SPARE = (int(msg[1:]), _socket.socket(fileno=fds[0]))
 
 
 def no_spare():
-    """Kill the spare, if any: before a sweep (its zombie is the zygote's
+    """End the spare, if any: before a sweep (its zombie is the zygote's
     to reap) and before a job that will not start in it."""
     global SPARE
-    if SPARE:
-        SPARE = False
-        ZSOCK.send(b"D")
-        zygote_reply(b"D")
+    if SPARE is not None:
+        pid, sock = SPARE
+        SPARE = None
+        sock.close()
+        try:
+            os.kill(pid, signal.SIGKILL)  # the zygote waits for it: pid not reused
+        except OSError:
+            pass
+        zygote_reply(b"X")
+
+
+def zygote_gone():
+    sys.stderr.write("isol8 agent: the zygote is gone\n")
+    os._exit(1)
 
 
 def zygote_reply(kind):
     msg = ZSOCK.recv(64)
     if not msg or msg[:1] != kind:
-        sys.stderr.write("isol8 agent: the zygote is gone\n")
-        os._exit(1)
+        zygote_gone()
     return int(msg[1:])
 
 
 def start_child(job, argv, stdin_r, out_w, err_w):
-    """Have the zygote fork a process with the given stdio, in its own
-    session, with exactly the job's environment and folder, running the
-    code file (argv None) or exec'ing argv. Errors before the program
-    starts are raised here as JobError."""
+    """Start a process with the given stdio, in its own session, with
+    exactly the job's environment and folder, running the code file (argv
+    None) or exec'ing argv: the spare when there is one, else a new fork of
+    the zygote. Errors before the program starts are raised here as
+    JobError."""
     global SPARE
-    spec = {"argv": argv, "env": job_env(job), "dir": job.get("dir") or "/sandbox",
-            "codeFile": job.get("codeFile")}
-    data = memoryview(json.dumps(spec).encode())
-    spec_r, spec_w = os.pipe()
+    spec = marshal.dumps({"argv": argv, "env": job_env(job), "dir": job.get("dir") or "/sandbox",
+                          "codeFile": job.get("codeFile")})
     fail_r, fail_w = os.pipe()
+    fds = [stdin_r, out_w, err_w, fail_w]
+    try:
+        started = False
+        if SPARE is not None and len(spec) <= SPEC_INLINE:
+            pid, sock = SPARE
+            SPARE = None
+            try:
+                send_fds(sock, b"I" + spec, fds)
+                started = True
+            except OSError:
+                os.kill(pid, signal.SIGKILL)
+                zygote_reply(b"X")
+            finally:
+                sock.close()
+        if not started:
+            no_spare()
+            spec_pipe(spec, fds)
+    finally:
+        os.close(fail_w)
+    msg = read_all(fail_r)
+    os.close(fail_r)
+    if msg:
+        zygote_reply(b"X")
+        raise JobError(msg.decode(errors="replace"))
+
+
+def spec_pipe(spec, fds):
+    """Start a job's process in a new fork, its spec in a pipe."""
+    data = memoryview(spec)
+    spec_r, spec_w = os.pipe()
     # The spec goes into its pipe first, as much as the pipe takes without
     # blocking, so that the child finds it there.
     os.set_blocking(spec_w, False)
@@ -305,11 +104,9 @@ def start_child(job, argv, stdin_r, out_w, err_w):
         pass
     os.set_blocking(spec_w, True)
     try:
-        socket.send_fds(ZSOCK, [b"S" if SPARE else b"F"], [stdin_r, out_w, err_w, spec_r, fail_w])
-        SPARE = False
+        send_fds(ZSOCK, b"F", fds + [spec_r])
     finally:
         os.close(spec_r)
-        os.close(fail_w)
     zygote_reply(b"P")
     try:
         while data:
@@ -317,16 +114,6 @@ def start_child(job, argv, stdin_r, out_w, err_w):
     except OSError:
         pass
     os.close(spec_w)
-    msg = b""
-    while True:
-        b = os.read(fail_r, 4096)
-        if not b:
-            break
-        msg += b
-    os.close(fail_r)
-    if msg:
-        zygote_reply(b"X")
-        raise JobError(msg.decode(errors="replace"))
 
 
 class Relay:

@@ -89,11 +89,6 @@ def sweep(zombies):
         time.sleep(0.001)
 
 
-def exit_code(status):
-    code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code
-
-
 # ---- confined file access -------------------------------------------------
 
 O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
