@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/isol8/isol8/image"
 	"github.com/isol8/isol8/pool"
 	"github.com/isol8/isol8/sandbox"
 )
@@ -115,14 +116,19 @@ func (e *LocalEngine) getBackend(ctx context.Context) (sandbox.Backend, error) {
 	}
 	if e.ec.Backend != nil {
 		e.backend = e.ec.Backend
-		return e.backend, nil
+	} else {
+		b, err := OpenBackend(ctx, e.Limits(nil).Backend, sandbox.Config{Owner: e.ec.Owner})
+		if err != nil {
+			return nil, err
+		}
+		e.backend, e.owned = b, true
 	}
-	b, err := OpenBackend(ctx, e.Limits(nil).Backend, sandbox.Config{Owner: e.ec.Owner})
-	if err != nil {
-		return nil, err
+	// A backend that builds runtime images itself (native, without Docker)
+	// builds them as `isol8 setup` would, from the config.
+	if ib, ok := e.backend.(interface{ SetImageOptions(image.Options) }); ok {
+		ib.SetImageOptions(e.cfg.ImageOptions(nil))
 	}
-	e.backend, e.owned = b, true
-	return b, nil
+	return e.backend, nil
 }
 
 // OpenBackend opens a sandbox backend by name ("docker", "native" or

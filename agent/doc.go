@@ -3,7 +3,7 @@
 // interpreter that is already running, not a container and a process start.
 //
 // The agent is launched through the generic seam (sandbox.Sandbox.Exec),
-// so it works on every backend: Python's as `python3 -I -c <source>`,
+// so it works on every backend: Python's as `python3 -I -c <bootstrap> <source>`,
 // Node's through a shell line that execs an execute-only copy of node (see
 // nodeBoot). Its source is embedded here and is the only thing in its argv;
 // user content travels only inside frames.
@@ -37,16 +37,18 @@
 // are those they had at start (a job may lower another same-uid process's
 // rlimits, which its children would inherit); anything it cannot verify
 // fails the reset, and the caller destroys the sandbox. Each Python job is
-// forked from a zygote that was forked at start and never reads job data
-// (the first job after a start or a reset runs in a fork the zygote made
-// ahead, when no process of any job existed; it is killed at a reset or
-// before a kernel job, so no other job ever sees it),
+// forked from a zygote that the bootstrap (agent_boot.py) forked from a bare
+// interpreter before the supervisor's own source was compiled, and that
+// never reads job data (the first job after a start or a reset runs in a
+// fork the zygote made ahead, when no process of any job existed, and
+// which takes its job's spec and fds from the supervisor directly; it is
+// killed at a reset or before a kernel job, so no other job ever sees it),
 // and each Node job runs in a stub started after the previous reset, so no
 // job inherits memory that held an earlier job's code, input or secrets.
 //
 // Differences from running the program with Exec, all minor: Python's code
-// runs in a fork of `python3 -I` (sys.flags.isolated is 1, and the agent's
-// own modules are already imported); a job whose environment sets PYTHON*
+// runs in a fork of `python3 -I` (sys.flags.isolated is 1, and ctypes and
+// marshal are already imported); a job whose environment sets PYTHON*
 // or NODE_* start-up variables gets a fresh interpreter instead; process
 // ids are not reset between jobs; Node stack traces show the stub's frames.
 package agent

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	isol8image "github.com/isol8/isol8/image"
 	"github.com/isol8/isol8/sandbox"
 	"github.com/isol8/isol8/sandbox/native/internal/nsinit" // also the init, see its doc
 )
@@ -217,6 +218,13 @@ func (b *Backend) removeLeftover(rec *record) error {
 // bound) for the cleanups of destroyed sandboxes to finish. The sandboxes
 // still alive keep running until destroyed, or until the process exits:
 // each ends when its control socket closes.
+// SetImageOptions sets how a runtime image's root filesystem is built from
+// Debian packages when the Docker engine does not answer: the config's
+// images and systemPackages keys, as `isol8 setup --backend native` uses
+// them (the engine passes Config.ImageOptions). Without it, the machine's
+// apt sources and the runtime's own packages only.
+func (b *Backend) SetImageOptions(opts isol8image.Options) { b.images.setBuild(opts) }
+
 func (b *Backend) Close() error {
 	b.mu.Lock()
 	b.closed = true

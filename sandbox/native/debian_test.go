@@ -65,6 +65,26 @@ func TestDebianRootfs(t *testing.T) {
 		t.Errorf("sh: code %d, stdout %q, stderr %q", code, out, errs)
 	}
 
+	// The config's images keys reach a first-use build: with an extra
+	// system package the recipe is another, built on first use (once per
+	// recipe: the tree is kept by its hash), and the package is there.
+	b.SetImageOptions(isol8image.Options{SystemPackages: map[string][]string{"python": {"jq"}}})
+	img2, err := b.images.resolve(ctx, "isol8:python")
+	if err != nil {
+		t.Fatalf("resolve isol8:python with systemPackages jq, without Docker: %v", err)
+	}
+	if img2.rootfs == dir {
+		t.Fatalf("the config's systemPackages did not change the tree (%s)", dir)
+	}
+	sb2 := create(t, b, testSpec("isol8:python"))
+	out, errs, code = execOut(t, sb2, "sh", "-c", "echo '{\"a\": 7}' | jq .a")
+	if code != 0 || out != "7\n" {
+		t.Errorf("jq from systemPackages: code %d, stdout %q, stderr %q", code, out, errs)
+	}
+	if again, err := b.images.resolve(ctx, "isol8:python"); err != nil || again.rootfs != img2.rootfs {
+		t.Errorf("resolving again: %v, %s (want %s)", err, again.rootfs, img2.rootfs)
+	}
+
 	// Runtimes whose binary is not a Debian package say what they need.
 	_, err = b.images.resolve(ctx, "isol8:bun")
 	if !errors.Is(err, isol8image.ErrNoDebianRootfs) || !strings.Contains(err.Error(), "needs the Docker image") {

@@ -242,19 +242,6 @@ func ensureRootfs(ctx context.Context, cache, runtime string, opts isol8image.Op
 	return rootfs, built, nil
 }
 
-// linkedRootfs returns the tree debian-<runtime> points at, if any.
-func linkedRootfs(cache, runtime string) (string, bool) {
-	target, err := os.Readlink(filepath.Join(cache, "debian-"+runtime))
-	if err != nil || strings.Contains(target, "/") {
-		return "", false
-	}
-	dir := filepath.Join(cache, target)
-	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		return "", false
-	}
-	return dir, true
-}
-
 // adoptRootfs shifts the owners of a freshly built tree into the
 // sandboxes' id range (as untar does for an export), adds the folders
 // every sandbox mounts on, and moves it to rootfs.

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -32,6 +33,10 @@ type images struct {
 	cache      string // <state>/rootfs
 	dockerHost string
 	progress   io.Writer // where a first-use rootfs build reports; nil is stderr
+
+	// build is how a runtime's root filesystem is built from Debian
+	// packages without Docker (see Backend.SetImageOptions).
+	build isol8image.Options
 
 	mu      sync.Mutex
 	cli     *client.Client
@@ -192,17 +197,33 @@ func (im *images) lookup(ctx context.Context, image string) (imageRef, error) {
 	return im.fromDebian(ctx, rt, err)
 }
 
-// fromDebian returns the Debian-built root filesystem of runtime rt: the
-// one `isol8 setup` last built (which follows the config's images keys),
-// else one built now from the machine's apt sources. dockerErr says why
-// Docker was not asked.
+// fromDebian returns the Debian-built root filesystem of runtime rt, as
+// the build options (the config's images keys) make it: the tree of that
+// recipe when it was built before (by `isol8 setup` or an earlier first
+// use), else one built now. dockerErr says why Docker was not asked.
 func (im *images) fromDebian(ctx context.Context, rt string, dockerErr error) (imageRef, error) {
 	env := isol8image.RootfsEnv(rt)
-	if dir, ok := linkedRootfs(im.cache, rt); ok {
-		return imageRef{rootfs: dir, env: env}, nil
+	w := im.progress
+	if w == nil {
+		w = os.Stderr
 	}
-	key := "debian-" + rt
+	im.mu.Lock()
+	opts := im.build
+	im.mu.Unlock()
+	opts.Progress = isol8image.LineWriter(w, false)
+	plan, err := isol8image.PlanRootfs(rt, opts)
+	if errors.Is(err, isol8image.ErrNoDebianRootfs) {
+		return imageRef{}, fmt.Errorf("image %s:%s: %w; %w", isol8image.RuntimeRepo, rt, err, sandbox.ErrUnavailable)
+	}
+	if err != nil {
+		return imageRef{}, fmt.Errorf("image %s:%s: no Docker engine, and its Debian root filesystem cannot be planned: %w; %w", isol8image.RuntimeRepo, rt, err, sandbox.ErrUnavailable)
+	}
+	dir := filepath.Join(im.cache, plan.Key())
+	key := plan.Key()
 	for {
+		if st, err := os.Stat(dir); err == nil && st.IsDir() {
+			return imageRef{rootfs: dir, env: env}, nil
+		}
 		im.mu.Lock()
 		wg, busy := im.exports[key]
 		if !busy {
@@ -215,9 +236,6 @@ func (im *images) fromDebian(ctx context.Context, rt string, dockerErr error) (i
 			break
 		}
 		wg.Wait()
-		if dir, ok := linkedRootfs(im.cache, rt); ok {
-			return imageRef{rootfs: dir, env: env}, nil
-		}
 	}
 	defer func() {
 		im.mu.Lock()
@@ -226,20 +244,30 @@ func (im *images) fromDebian(ctx context.Context, rt string, dockerErr error) (i
 		im.mu.Unlock()
 		wg.Done()
 	}()
-	w := im.progress
-	if w == nil {
-		w = os.Stderr
-	}
-	opts := isol8image.Options{Mirror: os.Getenv("ISOL8_DEBIAN_MIRROR"), Progress: isol8image.LineWriter(w, false)}
-	if _, err := isol8image.PlanRootfs(rt, opts); errors.Is(err, isol8image.ErrNoDebianRootfs) {
-		return imageRef{}, fmt.Errorf("image %s:%s: %w; %w", isol8image.RuntimeRepo, rt, err, sandbox.ErrUnavailable)
-	}
 	fmt.Fprintf(w, "isol8: %v; building the %s root filesystem from Debian packages (first time: a minute or two)\n", firstLine(dockerErr), rt)
-	dir, _, err := ensureRootfs(ctx, im.cache, rt, opts)
+	dir, _, err = ensureRootfs(ctx, im.cache, rt, opts)
 	if err != nil {
 		return imageRef{}, fmt.Errorf("image %s:%s: no Docker engine, and building it from Debian packages failed: %w; %w", isol8image.RuntimeRepo, rt, err, sandbox.ErrUnavailable)
 	}
 	return imageRef{rootfs: dir, env: env}, nil
+}
+
+// setBuild sets the Debian build options; names resolved before are
+// resolved again on their next use.
+func (im *images) setBuild(opts isol8image.Options) {
+	opts.Progress = nil
+	im.mu.Lock()
+	defer im.mu.Unlock()
+	if reflect.DeepEqual(opts, im.build) {
+		return
+	}
+	im.build = opts
+	for name, r := range im.names {
+		if !strings.HasPrefix(r.img.rootfs, im.cache+"/debian-") {
+			continue
+		}
+		delete(im.names, name)
+	}
 }
 
 func firstLine(err error) string {
