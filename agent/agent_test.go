@@ -183,6 +183,60 @@ func TestExecAndErrors(t *testing.T) {
 	}
 }
 
+// TestPythonJobPaths takes each way a Python job's process starts: the
+// spare (a spec small enough to travel with its fds), a new fork when the
+// spec is too large for that (the spare is dropped), the spare failing to
+// start a job (a missing workdir) and the fork after it, and a setup
+// script's code phase. A job's process holds none of the supervisor's
+// modules, and the rehearsal in the spare leaves no trace.
+func TestPythonJobPaths(t *testing.T) {
+	_, c := start(t, agent.Python)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	reset := func() {
+		t.Helper()
+		if err := c.Reset(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const look = `import sys, os
+print(sorted(m for m in ("json", "base64", "select", "socket") if m in sys.modules),
+      sys.modules["__main__"].__file__, sys.stdout.fileno(), sys.path.count("/sandbox"), len(os.environ.get("BIG", "")))
+`
+	r := run(t, c, code(agent.Python, look))
+	if r.stdout != "[] /sandbox/main.py 1 1 0\n" || r.ExitCode != 0 {
+		t.Errorf("in the spare: %+v", r)
+	}
+	reset()
+	big := code(agent.Python, look)
+	big.Env = append(append([]string{}, baseEnv...), "BIG="+strings.Repeat("x", 200<<10))
+	if r := run(t, c, big); r.stdout != "[] /sandbox/main.py 1 1 204800\n" {
+		t.Errorf("a spec larger than a message: %+v", r)
+	}
+	// No spare now: this one forks anew.
+	if r := run(t, c, code(agent.Python, look)); r.stdout != "[] /sandbox/main.py 1 1 0\n" {
+		t.Errorf("a new fork: %+v", r)
+	}
+	reset()
+	var out bytes.Buffer
+	var je *agent.JobError
+	bad := code(agent.Python, "print(1)")
+	bad.Env, bad.Dir, bad.MaxFileSize = baseEnv, "/sandbox/nope", 1<<20
+	if _, err := c.Run(ctx, bad, &out, &out); !errors.As(err, &je) || !strings.Contains(je.Msg, "workdir") {
+		t.Fatalf("a missing workdir in the spare: %v", err)
+	}
+	if r := run(t, c, code(agent.Python, "print(2)")); r.stdout != "2\n" {
+		t.Errorf("after the spare failed: %+v", r)
+	}
+	reset()
+	j := code(agent.Python, look)
+	j.Files = append(j.Files, agent.File{Path: "/sandbox/setup.sh", Data: []byte("echo setting up"), Mode: 0o700})
+	j.Setup = []string{"bash", "/sandbox/setup.sh"}
+	if r := run(t, c, j); r.stdout != "setting up\n[] /sandbox/main.py 1 1 0\n" {
+		t.Errorf("setup, then code: %+v", r)
+	}
+}
+
 func BenchmarkRun(b *testing.B) {
 	for _, lang := range []agent.Lang{agent.Python, agent.Node} {
 		b.Run(string(lang), func(b *testing.B) {
