@@ -31,7 +31,7 @@ func BenchmarkBarePython(b *testing.B) {
 }
 
 func BenchmarkWarmPython(b *testing.B) {
-	e, _ := warmEngine(b, isol8.Options{PoolStrategy: "fast", PoolSize: &isol8.PoolSize{Clean: 1, Dirty: 1}})
+	e, _ := warmEngine(b, "docker", isol8.Options{PoolStrategy: "fast", PoolSize: &isol8.PoolSize{Clean: 1, Dirty: 1}})
 	benchPython(b, e)
 	if s := e.PoolStats(); s.ColdRuns > 1 {
 		b.Logf("%d of %d runs missed the pool", s.ColdRuns, s.WarmRuns+s.ColdRuns)
@@ -39,7 +39,7 @@ func BenchmarkWarmPython(b *testing.B) {
 }
 
 func BenchmarkColdPython(b *testing.B) {
-	e, _ := warmEngine(b, isol8.Options{PoolSize: &isol8.PoolSize{}})
+	e, _ := warmEngine(b, "docker", isol8.Options{PoolSize: &isol8.PoolSize{}})
 	benchPython(b, e)
 }
 
@@ -75,7 +75,7 @@ func measure(b *testing.B, f func()) {
 // python print(1), 10 at a time, on an engine with the default pool and
 // maxConcurrent; it reports runs per second.
 func BenchmarkWarmBatch(b *testing.B) {
-	e, _ := warmEngine(b, isol8.Options{MaxConcurrent: 10})
+	e, _ := warmEngine(b, "docker", isol8.Options{MaxConcurrent: 10})
 	req := isol8.Request{Runtime: isol8.Python, Code: "print(1)"}
 	run := func() error {
 		r := req

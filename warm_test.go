@@ -6,31 +6,29 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/isol8/isol8"
-	"github.com/isol8/isol8/sandbox"
-	"github.com/isol8/isol8/sandbox/docker"
 	"github.com/moby/moby/client"
 )
 
-// warmEngine is a docker engine of its own (its own limiter and a unique
-// owner label). Docker being down fails the test: CI must not pass by
-// skipping; ISOL8_SKIP_DOCKER=1 opts out.
-func warmEngine(t testing.TB, opts isol8.Options) (*isol8.LocalEngine, string) {
+// warmEngine is an engine of its own on backend (its own limiter and a
+// unique owner label); it also returns a count of the engine's sandboxes as
+// the backend lists them. The backend being unusable fails the test (see
+// observeBackend), and so does a sandbox left behind after Stop.
+func warmEngine(t testing.TB, backend string, opts isol8.Options) (*isol8.LocalEngine, func() int) {
 	t.Helper()
-	if os.Getenv("ISOL8_SKIP_DOCKER") == "1" {
-		t.Skip("ISOL8_SKIP_DOCKER=1: not testing against docker")
-	}
+	observer := observeBackend(t, backend)
 	suffix := make([]byte, 4)
 	_, _ = rand.Read(suffix)
 	owner := "isol8-test-warm-" + hex.EncodeToString(suffix)
-	if opts.Backend == "" {
-		opts.Backend = "docker"
-	}
+	opts.Backend = backend
 	if opts.MaxConcurrent == 0 {
 		opts.MaxConcurrent = 4
 	}
@@ -41,36 +39,20 @@ func warmEngine(t testing.TB, opts isol8.Options) (*isol8.LocalEngine, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := e.Start(ctx); err != nil {
-		t.Fatalf("docker: %v\n(set ISOL8_SKIP_DOCKER=1 to skip these tests deliberately)", err)
+		t.Fatalf("%s: %v\n(set %s=1 to skip these tests deliberately)", backend, err, optOut(backend))
 	}
+	sandboxes := func() int { return countSandboxes(t, observer, owner) }
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		if err := e.Stop(ctx); err != nil {
 			t.Errorf("stop: %v", err)
 		}
-		if n := countSandboxes(t, owner); n != 0 {
+		if n := sandboxes(); n != 0 {
 			t.Errorf("%d sandboxes left behind after Stop", n)
 		}
 	})
-	return e, owner
-}
-
-// countSandboxes asks the Docker API how many containers carry owner.
-func countSandboxes(t testing.TB, owner string) int {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	b, err := docker.Open(ctx, sandbox.Config{Owner: owner})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	list, err := b.List(ctx, map[string]string{sandbox.LabelOwner: owner})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(list)
+	return e, sandboxes
 }
 
 func execute(t testing.TB, e *isol8.LocalEngine, req *isol8.Request) *isol8.Result {
@@ -99,7 +81,7 @@ func poolOpts(strategy string, clean, dirty int) isol8.Options {
 // (by command line, without pids), the writable folders, its environment,
 // network interfaces, IPC objects and its own limits. A job on a fresh
 // sandbox and one on a reset sandbox must see the same.
-const probe = `import os, json, resource, hashlib
+const probe = `import os, json, resource, hashlib, ctypes
 me = os.getpid()
 procs = []
 for p in os.listdir('/proc'):
@@ -113,7 +95,9 @@ for p in os.listdir('/proc'):
 dirs = {}
 for d in ['/sandbox', '/tmp', '/dev/shm', '/dev/mqueue']:
     dirs[d] = [oct(os.stat(d).st_mode), sorted(x for x in os.listdir(d) if x != 'main.py')]
+mq = ctypes.CDLL(None).mq_open(b'/leak', os.O_RDONLY) >= 0
 ipc = {k: open('/proc/sysvipc/' + k).read().count('\n') for k in ('shm', 'msg', 'sem')}
+ipc['mq /leak'] = int(mq)
 limits = {n: resource.getrlimit(getattr(resource, n)) for n in dir(resource) if n.startswith('RLIMIT_')}
 print(json.dumps({'procs': sorted(procs), 'dirs': dirs, 'env': dict(os.environ), 'ipc': ipc,
     'net': sorted(os.listdir('/sys/class/net')), 'limits': limits, 'nice': os.nice(0),
@@ -132,8 +116,8 @@ os.chmod('/sandbox/locked/inner', 0)
 os.chmod('/sandbox/locked', 0)
 os.mkfifo('/tmp/fifo')
 os.symlink('/etc', '/sandbox/link')
-open('/dev/mqueue/leak', 'w').close()
 libc = ctypes.CDLL(None)
+assert libc.mq_open(b'/leak', os.O_CREAT | os.O_RDWR, 0o600, None) >= 0  # a POSIX message queue
 assert libc.shmget(0x1508, 4096, 0o1666) >= 0
 os.chmod('/sandbox', 0o700)
 if os.fork() == 0:
@@ -174,95 +158,108 @@ func look(t *testing.T, e *isol8.LocalEngine) (view, *isol8.Result) {
 // environment; job B, on the reused (fast) or replacement (secure) sandbox,
 // sees exactly what a job on a fresh sandbox sees.
 func TestCrossTenant(t *testing.T) {
-	for _, strategy := range []string{"fast", "secure"} {
-		t.Run(strategy, func(t *testing.T) {
-			t.Parallel()
-			// One sandbox at a time for fast, so B lands where A ran.
-			e, _ := warmEngine(t, poolOpts(strategy, 1, 0))
-			fresh, r0 := look(t, e)
-			res := execute(t, e, &isol8.Request{Runtime: isol8.Python, Code: dirty})
-			if res.Stdout != "dirty\n" || res.ExitCode != 0 {
-				t.Fatalf("dirty job: %+v", res)
-			}
-			after, r2 := look(t, e)
-			if strategy == "secure" { // another container, another name
-				delete(fresh.Env, "HOSTNAME")
-				delete(after.Env, "HOSTNAME")
-			}
-			if !reflect.DeepEqual(fresh, after) {
-				t.Errorf("the sandbox after a dirty job differs from a fresh one:\nfresh %+v\nafter %+v", fresh, after)
-			}
-			if _, leaked := after.Env["LEAK"]; leaked {
-				t.Error("LEAK reached the next job's environment")
-			}
-			sameBox := r0.ContainerID == res.ContainerID && res.ContainerID == r2.ContainerID
-			if strategy == "fast" && !sameBox {
-				t.Errorf("fast did not reuse the sandbox: %s %s %s", r0.ContainerID, res.ContainerID, r2.ContainerID)
-			}
-			if strategy == "secure" && (r0.ContainerID == res.ContainerID || res.ContainerID == r2.ContainerID) {
-				t.Error("secure reused a sandbox")
-			}
-			if s := e.PoolStats(); s.WarmRuns < 2 {
-				t.Errorf("the pool was not hit: %+v", s)
-			}
-		})
-	}
+	eachBackend(t, func(t *testing.T, backend string) {
+		for _, strategy := range []string{"fast", "secure"} {
+			t.Run(strategy, func(t *testing.T) {
+				t.Parallel()
+				// One sandbox at a time for fast, so B lands where A ran.
+				e, _ := warmEngine(t, backend, poolOpts(strategy, 1, 0))
+				fresh, r0 := look(t, e)
+				res := execute(t, e, &isol8.Request{Runtime: isol8.Python, Code: dirty})
+				if res.Stdout != "dirty\n" || res.ExitCode != 0 {
+					t.Fatalf("dirty job: %+v", res)
+				}
+				after, r2 := look(t, e)
+				if strategy == "secure" { // another sandbox, another name
+					delete(fresh.Env, "HOSTNAME")
+					delete(after.Env, "HOSTNAME")
+				}
+				if !reflect.DeepEqual(fresh, after) {
+					t.Errorf("the sandbox after a dirty job differs from a fresh one:\nfresh %+v\nafter %+v", fresh, after)
+				}
+				if _, leaked := after.Env["LEAK"]; leaked {
+					t.Error("LEAK reached the next job's environment")
+				}
+				sameBox := r0.ContainerID == res.ContainerID && res.ContainerID == r2.ContainerID
+				if strategy == "fast" && !sameBox {
+					t.Errorf("fast did not reuse the sandbox: %s %s %s", r0.ContainerID, res.ContainerID, r2.ContainerID)
+				}
+				if strategy == "secure" && (r0.ContainerID == res.ContainerID || res.ContainerID == r2.ContainerID) {
+					t.Error("secure reused a sandbox")
+				}
+				if s := e.PoolStats(); s.WarmRuns < 2 {
+					t.Errorf("the pool was not hit: %+v", s)
+				}
+			})
+		}
+	})
 }
 
 // TestResetEqualsFresh compares a reset sandbox with a brand new one of
 // another engine: same processes, folders, environment, network, limits.
 func TestResetEqualsFresh(t *testing.T) {
 	t.Parallel()
-	reused, _ := warmEngine(t, poolOpts("fast", 1, 0))
-	execute(t, reused, &isol8.Request{Runtime: isol8.Python, Code: dirty})
-	after, _ := look(t, reused)
-	other, _ := warmEngine(t, poolOpts("secure", 1, 0))
-	fresh, _ := look(t, other)
-	delete(fresh.Env, "HOSTNAME") // each container has its own name
-	delete(after.Env, "HOSTNAME")
-	if !reflect.DeepEqual(fresh, after) {
-		t.Errorf("a reset sandbox differs from a fresh one:\nfresh %+v\nreset %+v", fresh, after)
-	}
-	if len(fresh.Procs) != 4 {
-		t.Errorf("a fresh sandbox's job sees %d other processes (init, its idle process, the agent and its zygote): %v", len(fresh.Procs), fresh.Procs)
-	}
-	if !reflect.DeepEqual(fresh.Net, []string{"lo"}) {
-		t.Errorf("network interfaces %v", fresh.Net)
-	}
+	eachBackend(t, func(t *testing.T, backend string) {
+		reused, _ := warmEngine(t, backend, poolOpts("fast", 1, 0))
+		execute(t, reused, &isol8.Request{Runtime: isol8.Python, Code: dirty})
+		after, _ := look(t, reused)
+		other, _ := warmEngine(t, backend, poolOpts("secure", 1, 0))
+		fresh, _ := look(t, other)
+		delete(fresh.Env, "HOSTNAME") // each sandbox has its own name
+		delete(after.Env, "HOSTNAME")
+		if !reflect.DeepEqual(fresh, after) {
+			t.Errorf("a reset sandbox differs from a fresh one:\nfresh %+v\nreset %+v", fresh, after)
+		}
+		// docker: docker-init, its idle process, the agent and its zygote.
+		// native: isol8-init, the agent and its zygote; the init holds the
+		// sandbox itself, with no idle process.
+		want := map[string]int{"docker": 4, "native": 3}[backend]
+		if len(fresh.Procs) != want {
+			t.Errorf("a fresh sandbox's job sees %d other processes, want %d: %v", len(fresh.Procs), want, fresh.Procs)
+		}
+		if !reflect.DeepEqual(fresh.Net, []string{"lo"}) {
+			t.Errorf("network interfaces %v", fresh.Net)
+		}
+	})
 }
 
 // TestNodeCrossTenant: the same for the node agent, whose jobs run in a
 // stub started after each reset.
 func TestNodeCrossTenant(t *testing.T) {
 	t.Parallel()
-	e, _ := warmEngine(t, poolOpts("fast", 1, 0))
-	const nodeProbe = `import fs from 'node:fs';
+	eachBackend(t, func(t *testing.T, backend string) {
+		e, _ := warmEngine(t, backend, poolOpts("fast", 1, 0))
+		const nodeProbe = `import fs from 'node:fs';
 const procs = fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p) && Number(p) !== process.pid)
   .map((p) => { try { return fs.readFileSync('/proc/' + p + '/cmdline', 'latin1').split('\0')[0]; } catch { return null; } })
   .filter((x) => x !== null).sort();
 const dirs = ['/sandbox', '/tmp', '/dev/shm'].map((d) => fs.readdirSync(d).filter((x) => x !== 'main.mjs').sort());
 console.log(JSON.stringify({ procs, dirs, env: process.env }));`
-	const nodeDirty = `import fs from 'node:fs'; import { spawn } from 'node:child_process';
+		const nodeDirty = `import fs from 'node:fs'; import { spawn } from 'node:child_process';
 for (const p of ['/sandbox/leak', '/tmp/leak', '/dev/shm/leak', '/sandbox/.bashrc']) fs.writeFileSync(p, 'x');
 spawn('sleep', ['1000'], { detached: true, stdio: 'ignore' }).unref();
 spawn('sh', ['-c', 'sleep 1001 & sleep 1002'], { stdio: 'ignore' }).unref();
 process.env.LEAK = '1';
 console.log('dirty');`
-	first := execute(t, e, &isol8.Request{Runtime: isol8.Node, Code: nodeProbe})
-	res := execute(t, e, &isol8.Request{Runtime: isol8.Node, Code: nodeDirty})
-	if res.Stdout != "dirty\n" {
-		t.Fatalf("dirty job: %+v", res)
-	}
-	after := execute(t, e, &isol8.Request{Runtime: isol8.Node, Code: nodeProbe})
-	if first.Stdout != after.Stdout || first.ExitCode != 0 {
-		t.Errorf("after a dirty job:\n%s\nfresh:\n%s\n(stderr %q)", after.Stdout, first.Stdout, after.Stderr)
-	}
-	if first.ContainerID != after.ContainerID {
-		t.Error("fast did not reuse the node sandbox")
-	}
-	if n := strings.Count(after.Stdout, `"sleep"`); n != 1 {
-		t.Errorf("%d sleep processes: one of the previous job survived", n)
-	}
+		first := execute(t, e, &isol8.Request{Runtime: isol8.Node, Code: nodeProbe})
+		res := execute(t, e, &isol8.Request{Runtime: isol8.Node, Code: nodeDirty})
+		if res.Stdout != "dirty\n" {
+			t.Fatalf("dirty job: %+v", res)
+		}
+		after := execute(t, e, &isol8.Request{Runtime: isol8.Node, Code: nodeProbe})
+		if first.Stdout != after.Stdout || first.ExitCode != 0 {
+			t.Errorf("after a dirty job:\n%s\nfresh:\n%s\n(stderr %q)", after.Stdout, first.Stdout, after.Stderr)
+		}
+		if first.ContainerID != after.ContainerID {
+			t.Error("fast did not reuse the node sandbox")
+		}
+		// The sandbox's own sleep processes: docker's idle process; none on
+		// native, whose init holds the sandbox itself.
+		idle := map[string]int{"docker": 1, "native": 0}[backend]
+		if n := strings.Count(after.Stdout, `"sleep"`); n != idle {
+			t.Errorf("%d sleep processes, want %d: one of the previous job survived", n, idle)
+		}
+	})
 }
 
 // TestTamperedAgentIsReplaced: a job that lowers the limits of the
@@ -270,8 +267,9 @@ console.log('dirty');`
 // so the next job runs in a new sandbox with the usual limits.
 func TestTamperedAgentIsReplaced(t *testing.T) {
 	t.Parallel()
-	e, _ := warmEngine(t, poolOpts("fast", 1, 0))
-	const tamper = `import os, resource
+	eachBackend(t, func(t *testing.T, backend string) {
+		e, _ := warmEngine(t, backend, poolOpts("fast", 1, 0))
+		const tamper = `import os, resource
 for p in os.listdir('/proc'):
     if p.isdigit() and int(p) != os.getpid():
         try:
@@ -279,22 +277,24 @@ for p in os.listdir('/proc'):
         except OSError:
             pass
 print('done')`
-	a := execute(t, e, &isol8.Request{Runtime: isol8.Python, Code: tamper})
-	b := execute(t, e, &isol8.Request{Runtime: isol8.Python, Code: "import resource; print(resource.getrlimit(resource.RLIMIT_NOFILE)[1])"})
-	if a.ContainerID == b.ContainerID {
-		t.Error("the tampered sandbox was reused")
-	}
-	if strings.TrimSpace(b.Stdout) == "32" {
-		t.Error("the next job inherited the tampered limit")
-	}
+		a := execute(t, e, &isol8.Request{Runtime: isol8.Python, Code: tamper})
+		b := execute(t, e, &isol8.Request{Runtime: isol8.Python, Code: "import resource; print(resource.getrlimit(resource.RLIMIT_NOFILE)[1])"})
+		if a.ContainerID == b.ContainerID {
+			t.Error("the tampered sandbox was reused")
+		}
+		if strings.TrimSpace(b.Stdout) == "32" {
+			t.Error("the next job inherited the tampered limit")
+		}
+	})
 }
 
 // TestAgentKilledByJob: a job that kills the agent gets a result that
 // says so, and the next run works.
 func TestAgentKilledByJob(t *testing.T) {
 	t.Parallel()
-	e, _ := warmEngine(t, poolOpts("fast", 1, 1))
-	const kill = `import os, signal
+	eachBackend(t, func(t *testing.T, backend string) {
+		e, _ := warmEngine(t, backend, poolOpts("fast", 1, 1))
+		const kill = `import os, signal
 print('before', flush=True)
 for p in os.listdir('/proc'):
     if p.isdigit() and int(p) not in (1, os.getpid()):
@@ -303,14 +303,15 @@ for p in os.listdir('/proc'):
         except OSError:
             pass
 import time; time.sleep(5)`
-	res := execute(t, e, &isol8.Request{Runtime: isol8.Python, Code: kill})
-	if res.ExitCode != 137 || !strings.Contains(res.Stderr, "agent was killed") {
-		t.Errorf("got %+v", res)
-	}
-	res = execute(t, e, &isol8.Request{Runtime: isol8.Python, Code: "print('ok')"})
-	if res.Stdout != "ok\n" {
-		t.Errorf("the next run: %+v", res)
-	}
+		res := execute(t, e, &isol8.Request{Runtime: isol8.Python, Code: kill})
+		if res.ExitCode != 137 || !strings.Contains(res.Stderr, "agent was killed") {
+			t.Errorf("got %+v", res)
+		}
+		res = execute(t, e, &isol8.Request{Runtime: isol8.Python, Code: "print('ok')"})
+		if res.Stdout != "ok\n" {
+			t.Errorf("the next run: %+v", res)
+		}
+	})
 }
 
 // TestNodeInspectorSignal: SIGUSR1 (which opens node's inspector on
@@ -318,8 +319,9 @@ import time; time.sleep(5)`
 // attach to, and the sandbox is still reused.
 func TestNodeInspectorSignal(t *testing.T) {
 	t.Parallel()
-	e, _ := warmEngine(t, poolOpts("fast", 1, 0))
-	const signal = `import fs from 'node:fs';
+	eachBackend(t, func(t *testing.T, backend string) {
+		e, _ := warmEngine(t, backend, poolOpts("fast", 1, 0))
+		const signal = `import fs from 'node:fs';
 for (const p of fs.readdirSync('/proc')) {
   if (!/^\d+$/.test(p) || Number(p) === process.pid) continue;
   const cmd = fs.readFileSync('/proc/' + p + '/cmdline', 'latin1');
@@ -327,48 +329,80 @@ for (const p of fs.readdirSync('/proc')) {
 }
 await new Promise((r) => setTimeout(r, 500));
 console.log(fs.readFileSync('/proc/net/tcp', 'latin1').trim().split('\n').length - 1);`
-	a := execute(t, e, &isol8.Request{Runtime: isol8.Node, Code: signal})
-	if a.Stdout != "0\n" {
-		t.Errorf("listening sockets after SIGUSR1: %+v", a)
-	}
-	b := execute(t, e, &isol8.Request{Runtime: isol8.Node, Code: "console.log('ok')"})
-	if b.Stdout != "ok\n" || a.ContainerID != b.ContainerID {
-		t.Errorf("the next run: %+v", b)
-	}
+		a := execute(t, e, &isol8.Request{Runtime: isol8.Node, Code: signal})
+		if a.Stdout != "0\n" {
+			t.Errorf("listening sockets after SIGUSR1: %+v", a)
+		}
+		b := execute(t, e, &isol8.Request{Runtime: isol8.Node, Code: "console.log('ok')"})
+		if b.Stdout != "ok\n" || a.ContainerID != b.ContainerID {
+			t.Errorf("the next run: %+v", b)
+		}
+	})
 }
 
 // TestIdleAgentGone: a pooled sandbox whose agent ended while it sat idle
 // is passed over; the next run is not blamed for it.
 func TestIdleAgentGone(t *testing.T) {
 	t.Parallel()
-	e, _ := warmEngine(t, poolOpts("fast", 1, 0))
-	a := execute(t, e, &isol8.Request{Runtime: isol8.Python, Code: "print(1)"})
-	for deadline := time.Now().Add(30 * time.Second); e.PoolStats().Idle != 1; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the sandbox did not come back to the pool: %+v", e.PoolStats())
+	eachBackend(t, func(t *testing.T, backend string) {
+		e, _ := warmEngine(t, backend, poolOpts("fast", 1, 0))
+		a := execute(t, e, &isol8.Request{Runtime: isol8.Python, Code: "print(1)"})
+		for deadline := time.Now().Add(30 * time.Second); e.PoolStats().Idle != 1; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the sandbox did not come back to the pool: %+v", e.PoolStats())
+			}
+		}
+		killIdleAgent(t, backend, a.ContainerID)
+		time.Sleep(time.Second) // the agent's stream ends
+		b := execute(t, e, &isol8.Request{Runtime: isol8.Python, Code: "print('ok')"})
+		if b.Stdout != "ok\n" || b.ExitCode != 0 || b.Stderr != "" {
+			t.Errorf("the run after an idle agent died: %+v", b)
+		}
+		if b.ContainerID == a.ContainerID {
+			t.Error("the sandbox with the dead agent was used")
+		}
+	})
+}
+
+// killIdleAgent SIGKILLs, from outside, the python agent (and its zygote)
+// idle in sandbox id: through docker exec for docker; for native, which
+// has no exec from outside, by pid on the host, picking the processes in
+// the sandbox's cgroup (.../isol8/<id>) whose command line is the agent's.
+func killIdleAgent(t *testing.T, backend, id string) {
+	t.Helper()
+	if backend == "docker" {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cli, err := client.New(client.FromEnv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cli.Close()
+		const killAgent = `for p in /proc/[0-9]*; do case "$(tr '\0' ' ' < $p/cmdline)" in "python3 -I -c"*) kill -9 ${p#/proc/};; esac; done`
+		ex, err := cli.ExecCreate(ctx, id, client.ExecCreateOptions{User: "1000:1000", Cmd: []string{"sh", "-c", killAgent}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cli.ExecStart(ctx, ex.ID, client.ExecStartOptions{Detach: true}); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	pids, _ := filepath.Glob("/proc/[0-9]*")
+	killed := 0
+	for _, p := range pids {
+		cg, err1 := os.ReadFile(p + "/cgroup")
+		cmd, err2 := os.ReadFile(p + "/cmdline")
+		if err1 != nil || err2 != nil || !strings.HasPrefix(string(cmd), "python3\x00-I\x00-c\x00") ||
+			!strings.Contains(string(cg)+"\n", "/isol8/"+id+"\n") {
+			continue
+		}
+		pid, _ := strconv.Atoi(filepath.Base(p))
+		if err := syscall.Kill(pid, syscall.SIGKILL); err == nil {
+			killed++
 		}
 	}
-	cli, err := client.New(client.FromEnv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cli.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	const killAgent = `for p in /proc/[0-9]*; do case "$(tr '\0' ' ' < $p/cmdline)" in "python3 -I -c"*) kill -9 ${p#/proc/};; esac; done`
-	ex, err := cli.ExecCreate(ctx, a.ContainerID, client.ExecCreateOptions{User: "1000:1000", Cmd: []string{"sh", "-c", killAgent}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cli.ExecStart(ctx, ex.ID, client.ExecStartOptions{Detach: true}); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(time.Second) // the agent's stream ends
-	b := execute(t, e, &isol8.Request{Runtime: isol8.Python, Code: "print('ok')"})
-	if b.Stdout != "ok\n" || b.ExitCode != 0 || b.Stderr != "" {
-		t.Errorf("the run after an idle agent died: %+v", b)
-	}
-	if b.ContainerID == a.ContainerID {
-		t.Error("the sandbox with the dead agent was used")
+	if killed == 0 {
+		t.Fatalf("no agent process of native sandbox %s found in /proc", id)
 	}
 }

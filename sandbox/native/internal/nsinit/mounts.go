@@ -139,7 +139,7 @@ func setupDev(root string, shmSize int64) error {
 			return err
 		}
 	}
-	for _, d := range []string{"pts", "shm"} {
+	for _, d := range []string{"pts", "shm", "mqueue"} {
 		if err := os.Mkdir(dev+"/"+d, 0o755); err != nil {
 			return err
 		}
@@ -151,6 +151,12 @@ func setupDev(root string, shmSize int64) error {
 	}
 	if err := mount("tmpfs", dev+"/shm", "tmpfs", procFlags,
 		"mode=1777,size="+strconv.FormatInt(shmSize, 10)); err != nil {
+		return err
+	}
+	// The sandbox's own IPC namespace's message queues, as Docker mounts
+	// them: without it they exist all the same (mq_open needs no mount)
+	// but could not be listed, and so not be removed between jobs.
+	if err := mount("mqueue", dev+"/mqueue", "mqueue", procFlags, ""); err != nil {
 		return err
 	}
 	return remountReadonly(dev, syscall.MS_NOSUID|syscall.MS_NOEXEC)
