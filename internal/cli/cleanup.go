@@ -11,6 +11,7 @@ import (
 	"github.com/isol8/isol8"
 	"github.com/isol8/isol8/image"
 	"github.com/isol8/isol8/sandbox"
+	"github.com/isol8/isol8/sandbox/native"
 	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 )
@@ -26,8 +27,10 @@ func newCleanupCmd() *cobra.Command {
 		Long: `Remove the sandboxes isol8 left behind: every container labelled
 ` + sandbox.LabelManaged + `=true, running or not, whichever engine or server made
 it (--owner NAME narrows it to one owner's). With --images, also remove
-the images isol8 built (runtime images and their bases); an image still
-used by a container is kept and named.
+the images isol8 built (runtime images and their bases; an image still
+used by a container is kept and named) and the native backend's root
+filesystems that no sandbox uses (exports of images since rebuilt, trees
+of an earlier config; the next native run makes what it needs again).
 
 Nothing without the ` + sandbox.LabelManaged + ` label is ever touched.
 
@@ -84,6 +87,7 @@ func (c *cleaner) run() error {
 	}
 	var builder *image.Builder
 	var imgs []image.Info
+	var trees []native.RootfsTree
 	if c.images {
 		if builder, err = image.New(); err != nil {
 			return err
@@ -92,17 +96,22 @@ func (c *cleaner) run() error {
 		if imgs, err = builder.List(ctx, nil); err != nil {
 			return err
 		}
+		if os.Geteuid() == 0 { // the native backend's state is root's
+			if trees, err = native.UnusedRootfs(""); err != nil {
+				return fmt.Errorf("native root filesystems: %w", err)
+			}
+		}
 	}
-	if len(boxes) == 0 && len(imgs) == 0 {
+	if len(boxes) == 0 && len(imgs) == 0 && len(trees) == 0 {
 		fmt.Fprintln(out, "isol8: nothing to remove")
 		return nil
 	}
 	what := plural(len(boxes), "sandbox", "sandboxes")
 	if c.images {
-		what += " and " + plural(len(imgs), "image", "images")
+		what += ", " + plural(len(imgs), "image", "images") + " and " + plural(len(trees), "native root filesystem", "native root filesystems")
 	}
 	if !c.force {
-		ok, err := confirm(c.cmd.InOrStdin(), errOut, boxes, imgs, what)
+		ok, err := confirm(c.cmd.InOrStdin(), errOut, boxes, imgs, trees, what)
 		if err != nil || !ok {
 			return err
 		}
@@ -125,6 +134,17 @@ func (c *cleaner) run() error {
 		}
 		fmt.Fprintf(out, "isol8: removed %s\n", plural(len(gone), "image", "images"))
 	}
+	if len(trees) > 0 {
+		names := make([]string, len(trees))
+		for i, tr := range trees {
+			names[i] = tr.Name
+		}
+		gone, err := native.RemoveRootfs("", names)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		fmt.Fprintf(out, "isol8: removed %s\n", plural(len(gone), "native root filesystem", "native root filesystems"))
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("cleanup: %w", errors.Join(errs...))
 	}
@@ -133,7 +153,7 @@ func (c *cleaner) run() error {
 
 // confirm lists what will go and asks on the terminal. Without a terminal
 // it refuses: cleanup never removes anything unasked.
-func confirm(in io.Reader, w io.Writer, boxes []sandbox.Info, imgs []image.Info, what string) (bool, error) {
+func confirm(in io.Reader, w io.Writer, boxes []sandbox.Info, imgs []image.Info, trees []native.RootfsTree, what string) (bool, error) {
 	if !isTerminal(in) {
 		return false, usageErrorf("cleanup would remove %s, but standard input is not a terminal to confirm on; pass --force to remove without asking", what)
 	}
@@ -146,6 +166,9 @@ func confirm(in io.Reader, w io.Writer, boxes []sandbox.Info, imgs []image.Info,
 	}
 	for _, img := range imgs {
 		fmt.Fprintf(w, "  image   %s\n", strings.Join(img.Tags, ", "))
+	}
+	for _, tr := range trees {
+		fmt.Fprintf(w, "  rootfs  %s  %.0f MB\n", tr.Path, float64(tr.Bytes)/(1<<20))
 	}
 	fmt.Fprintf(w, "Remove %s? [y/N] ", what)
 	line, _ := bufio.NewReader(in).ReadString('\n')

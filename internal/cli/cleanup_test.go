@@ -43,6 +43,14 @@ func TestCleanup(t *testing.T) {
 		t.Fatalf("cleanup without --force did not refuse:\n%s", o)
 	}
 
+	// --images also counts the native backend's unused root filesystems
+	// (refused here too: nothing is removed).
+	o = cli(t, "cleanup", "--images", "--owner", owner)
+	expectCode(t, o, 2)
+	if !strings.Contains(o.stderr, "native root filesystem") {
+		t.Fatalf("cleanup --images does not count native root filesystems:\n%s", o)
+	}
+
 	o = cli(t, "cleanup", "--force", "--owner", owner)
 	expectCode(t, o, 0)
 	if !strings.Contains(o.stdout, "removed 1 sandbox") {

@@ -47,8 +47,9 @@ type Backend struct {
 	owner   string
 	dir     string // state folder
 	cg      cgroups
-	images  *images
-	records records
+	images    *images
+	cacheLock *cacheLock // see prune.go
+	records   records
 
 	mu     sync.Mutex
 	live   map[string]*Sandbox // created and not yet cleaned up
@@ -89,13 +90,18 @@ func Open(ctx context.Context, cfg sandbox.Config) (*Backend, error) {
 	if err := probe(); err != nil {
 		return nil, fmt.Errorf("native backend: %v: %w", err, sandbox.ErrUnavailable)
 	}
+	lock, err := openCacheLock(filepath.Join(dir, "rootfs"))
+	if err != nil {
+		return nil, fmt.Errorf("native state folder: %w", err)
+	}
 	b := &Backend{
-		owner:   cfg.Owner,
-		dir:     dir,
-		cg:      cg,
-		images:  newImages(filepath.Join(dir, "rootfs"), cfg.DockerHost),
-		records: recs,
-		live:    map[string]*Sandbox{},
+		owner:     cfg.Owner,
+		dir:       dir,
+		cg:        cg,
+		images:    newImages(filepath.Join(dir, "rootfs"), cfg.DockerHost),
+		cacheLock: lock,
+		records:   recs,
+		live:      map[string]*Sandbox{},
 	}
 	b.images.clean()
 	// Finish the cleanups that an engine stopped in the middle of.
@@ -230,6 +236,7 @@ func (b *Backend) Close() error {
 	b.closed = true
 	b.mu.Unlock()
 	b.images.close()
+	defer b.cacheLock.close()
 	done := make(chan struct{})
 	go func() {
 		b.cleanups.Wait()

@@ -81,6 +81,11 @@ func (im *images) resolve(ctx context.Context, image string) (imageRef, error) {
 	}
 	im.mu.Lock()
 	r, ok := im.names[image]
+	if ok && !exists(r.img.rootfs) {
+		// Removed from the cache (RemoveRootfs): resolve it again.
+		delete(im.names, image)
+		ok = false
+	}
 	if ok && !r.checking && time.Since(r.checked) > recheckAfter {
 		r.checking = true
 		go im.recheck(image)
@@ -268,6 +273,11 @@ func (im *images) setBuild(opts isol8image.Options) {
 		}
 		delete(im.names, name)
 	}
+}
+
+func exists(dir string) bool {
+	_, err := os.Stat(dir)
+	return err == nil
 }
 
 func firstLine(err error) string {

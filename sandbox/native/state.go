@@ -22,6 +22,9 @@ type record struct {
 	Labels  map[string]string `json:"labels"`
 	Created time.Time         `json:"created"`
 	Cgroups []string          `json:"cgroups"`
+	// Rootfs is the root filesystem tree the sandbox mounts, which
+	// RemoveRootfs must keep while the record exists.
+	Rootfs string `json:"rootfs"`
 }
 
 // validID is the shape of the IDs Create makes; Remove refuses anything
