@@ -44,9 +44,9 @@ func init() {
 // no daemon in between. It needs root (to map a range of ids and manage
 // cgroups) on Linux with user namespaces and cgroup v1 or v2.
 type Backend struct {
-	owner   string
-	dir     string // state folder
-	cg      cgroups
+	owner     string
+	dir       string // state folder
+	cg        cgroups
 	images    *images
 	cacheLock *cacheLock // see prune.go
 	records   records
