@@ -243,7 +243,8 @@ time.sleep(60)`
 			sigs <- c.signal
 			<-done
 			if err != nil {
-				t.Fatal(err)
+				// stdout tells a lost signal ("ready" alone) from a lost exit.
+				t.Fatalf("%v after %s; stdout %q", err, c.signal, out.String())
 			}
 			if d := time.Since(start); d > 10*time.Second {
 				t.Errorf("took %v to end after %s", d, c.signal)
