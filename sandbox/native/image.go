@@ -86,13 +86,17 @@ func (im *images) resolve(ctx context.Context, image string) (imageRef, error) {
 		delete(im.names, image)
 		ok = false
 	}
-	if ok && !r.checking && time.Since(r.checked) > recheckAfter {
-		r.checking = true
-		go im.recheck(image)
+	var img imageRef
+	if ok {
+		img = r.img // recheck replaces it under the lock
+		if !r.checking && time.Since(r.checked) > recheckAfter {
+			r.checking = true
+			go im.recheck(image)
+		}
 	}
 	im.mu.Unlock()
 	if ok {
-		return r.img, nil
+		return img, nil
 	}
 	img, err := im.lookup(ctx, image)
 	if err != nil {
@@ -113,6 +117,9 @@ func (im *images) recheck(image string) {
 	im.mu.Lock()
 	defer im.mu.Unlock()
 	r := im.names[image]
+	if r == nil {
+		return // dropped meanwhile (its tree removed, new build options)
+	}
 	r.checking = false
 	if err == nil {
 		r.img, r.checked = img, time.Now()
