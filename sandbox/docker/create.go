@@ -216,6 +216,9 @@ type Sandbox struct {
 	// sandbox's own init and idle process exist, so nothing can race the
 	// archive API and freezing is skipped (a cold run's first WriteFiles).
 	execd atomic.Bool
+	// starting is held shared by each Exec until its process runs, and
+	// exclusively while the sandbox is frozen (see freeze.go).
+	starting sync.RWMutex
 }
 
 // ID is the container's id.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -43,10 +44,16 @@ var signals = map[string]unix.Signal{
 // told not to: the image's own variables, PATH, HOSTNAME and HOME (from the
 // image's passwd, else "/"). Nothing comes from the host.
 func (s *Sandbox) Exec(ctx context.Context, spec sandbox.ExecSpec) (sandbox.ExitStatus, error) {
-	s.execd.Store(true)
 	if len(spec.Argv) == 0 {
 		return sandbox.ExitStatus{}, errors.New("exec: empty argv")
 	}
+	// No freeze while this process starts (see frozen): held until the
+	// daemon reports its pid, or the exec ends.
+	s.starting.RLock()
+	var startedOnce sync.Once
+	started := func() { startedOnce.Do(s.starting.RUnlock) }
+	defer started()
+	s.execd.Store(true)
 	dir := spec.Dir
 	if dir == "" {
 		dir = sandbox.SandboxDir
@@ -137,6 +144,7 @@ func (s *Sandbox) Exec(ctx context.Context, spec sandbox.ExecSpec) (sandbox.Exit
 			}
 			if st.PID != 0 {
 				e.pid = st.PID
+				started()
 			}
 			// Running is also false before the process starts; a pid (or
 			// the end of the stream) tells the two apart.
