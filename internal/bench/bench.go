@@ -87,6 +87,22 @@ func MeasureInterleaved(warm, n int, rows []*Row, fns []func() error, settle fun
 	}
 }
 
+// PairedDiff is the median of b's samples minus a's, taken pair by pair
+// (MeasureInterleaved runs them back to back, so each pair shares the
+// machine's state of the moment): far steadier than the difference of
+// the two medians when runs spread widely. With a failed run the pairs
+// are unknown, and it falls back to that difference.
+func PairedDiff(a, b *Row) time.Duration {
+	if len(a.Samples) == 0 || len(a.Samples) != len(b.Samples) || a.Fails+b.Fails > 0 {
+		return b.Quantile(.5) - a.Quantile(.5)
+	}
+	d := &Row{Samples: make([]time.Duration, len(a.Samples))}
+	for i := range a.Samples {
+		d.Samples[i] = b.Samples[i] - a.Samples[i]
+	}
+	return d.Quantile(.5)
+}
+
 func firstLine(s string) string {
 	s, _, _ = strings.Cut(s, "\n")
 	if len(s) > 80 {

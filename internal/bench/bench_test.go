@@ -38,3 +38,26 @@ func TestProcReaders(t *testing.T) {
 		t.Error("no PSS for this process")
 	}
 }
+
+// TestPairedDiff: pairs that drift together (a slow moment slows both)
+// give their steady difference, where the difference of the medians does
+// not; with a failed run it falls back to that difference.
+func TestPairedDiff(t *testing.T) {
+	ms := func(v ...int) []time.Duration {
+		var out []time.Duration
+		for _, x := range v {
+			out = append(out, time.Duration(x)*time.Millisecond)
+		}
+		return out
+	}
+	lib := &Row{Samples: ms(100, 300, 150, 400, 120)}
+	http := &Row{Samples: ms(101, 301, 151, 401, 121)}
+	if d := PairedDiff(lib, http); d != time.Millisecond {
+		t.Errorf("paired %v, want 1ms", d)
+	}
+	http.Samples = ms(101, 301, 151, 121)
+	http.Fails = 1
+	if d := PairedDiff(lib, http); d != http.Quantile(.5)-lib.Quantile(.5) {
+		t.Errorf("with a failure %v, want the difference of the medians", d)
+	}
+}

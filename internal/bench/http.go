@@ -79,8 +79,8 @@ func (r *runner) warm(rt, bare string, req *isol8.Request) error {
 		r.add(row)
 	}
 	if len(rows) == 2 {
-		r.add(&Row{Name: "HTTP minus library, p50 (" + rt + ")", Derived: true,
-			P50: rows[1].Quantile(.5) - rows[0].Quantile(.5), MaxP50: httpOverhead})
+		r.add(&Row{Name: "HTTP minus library, p50 of paired runs (" + rt + ")", Derived: true,
+			P50: PairedDiff(rows[0], rows[1]), MaxP50: httpOverhead})
 	}
 	return r.ctx.Err()
 }
