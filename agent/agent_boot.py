@@ -24,7 +24,7 @@ import ctypes
 libc = ctypes.CDLL(None, use_errno=True)
 PR_SET_DUMPABLE = 4
 FD_SIZE = 4  # a C int, as SCM_RIGHTS carries it
-SPEC_INLINE = 48 << 10  # larger specs travel in a pipe of their own
+SPEC_INLINE = 48 << 10  # a larger spec goes, in a pipe, to a new fork
 
 
 def set_dumpable(on):
@@ -221,9 +221,8 @@ def rehearse():
         spec = marshal.loads(marshal.dumps({"argv": None, "env": dict(os.environ), "dir": "/",
                                             "codeFile": "/sandbox/main.py"}))
         os.chdir(spec["dir"])
-        env = dict(os.environ)
         os.environ.clear()
-        os.environ.update(env)
+        os.environ.update(spec["env"])
         std_streams()
         import site
         os.path.isdir(site.getusersitepackages())
@@ -250,8 +249,6 @@ def spare(sock):
     sock.close()
     if msg[:1] == b"I" and len(fds) == 4:
         job_child(fds, msg[1:])
-    elif msg[:1] == b"P" and len(fds) == 5:
-        job_child(fds, None)
     os._exit(1)
 
 

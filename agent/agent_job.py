@@ -61,26 +61,13 @@ def start_child(job, argv, stdin_r, out_w, err_w):
     None) or exec'ing argv: the spare when there is one, else a new fork of
     the zygote. Errors before the program starts are raised here as
     JobError."""
-    global SPARE
     spec = marshal.dumps({"argv": argv, "env": job_env(job), "dir": job.get("dir") or "/sandbox",
                           "codeFile": job.get("codeFile")})
     fail_r, fail_w = os.pipe()
     fds = [stdin_r, out_w, err_w, fail_w]
     try:
-        started = False
-        if SPARE is not None and len(spec) <= SPEC_INLINE:
-            pid, sock = SPARE
-            SPARE = None
-            try:
-                send_fds(sock, b"I" + spec, fds)
-                started = True
-            except OSError:
-                os.kill(pid, signal.SIGKILL)
-                zygote_reply(b"X")
-            finally:
-                sock.close()
-        if not started:
-            no_spare()
+        if not start_in_spare(spec, fds):
+            no_spare()  # if any: too small for the spec, or gone
             spec_pipe(spec, fds)
     finally:
         os.close(fail_w)
@@ -89,6 +76,21 @@ def start_child(job, argv, stdin_r, out_w, err_w):
     if msg:
         zygote_reply(b"X")
         raise JobError(msg.decode(errors="replace"))
+
+
+def start_in_spare(spec, fds):
+    """Hand the job to the spare, spec and fds in one message; False when
+    there is no spare, the spec does not fit, or the spare is gone."""
+    global SPARE
+    if SPARE is None or len(spec) > SPEC_INLINE:
+        return False
+    try:
+        send_fds(SPARE[1], b"I" + spec, fds)
+    except OSError:
+        return False
+    SPARE[1].close()
+    SPARE = None
+    return True
 
 
 def spec_pipe(spec, fds):

@@ -59,16 +59,22 @@ type Backend struct {
 	cleanups sync.WaitGroup
 }
 
+// stateFolder is the backend's folder under a state dir (as
+// sandbox.Config.StateDir; "" is the default).
+func stateFolder(stateDir string) string {
+	if stateDir == "" {
+		return "/var/lib/isol8/native"
+	}
+	return filepath.Join(stateDir, "native")
+}
+
 // Open prepares the state folder and checks that this host can run
 // sandboxes, failing with sandbox.ErrUnavailable when it cannot.
 func Open(ctx context.Context, cfg sandbox.Config) (*Backend, error) {
 	if os.Geteuid() != 0 {
 		return nil, fmt.Errorf("native backend needs root (to map sandbox ids and manage cgroups): %w", sandbox.ErrUnavailable)
 	}
-	dir := "/var/lib/isol8/native"
-	if cfg.StateDir != "" {
-		dir = filepath.Join(cfg.StateDir, "native")
-	}
+	dir := stateFolder(cfg.StateDir)
 	// 0711: the sandboxes' mapped root must reach the root filesystems
 	// below, but nobody needs to list them.
 	for _, d := range []string{dir, filepath.Join(dir, "rootfs")} {
@@ -220,10 +226,6 @@ func (b *Backend) removeLeftover(rec *record) error {
 	return b.records.remove(rec.ID)
 }
 
-// Close stops the backend from creating sandboxes and waits (up to a
-// bound) for the cleanups of destroyed sandboxes to finish. The sandboxes
-// still alive keep running until destroyed, or until the process exits:
-// each ends when its control socket closes.
 // SetImageOptions sets how a runtime image's root filesystem is built from
 // Debian packages when the Docker engine does not answer: the config's
 // images and systemPackages keys, as `isol8 setup --backend native` uses
@@ -231,6 +233,10 @@ func (b *Backend) removeLeftover(rec *record) error {
 // apt sources and the runtime's own packages only.
 func (b *Backend) SetImageOptions(opts isol8image.Options) { b.images.setBuild(opts) }
 
+// Close stops the backend from creating sandboxes and waits (up to a
+// bound) for the cleanups of destroyed sandboxes to finish. The sandboxes
+// still alive keep running until destroyed, or until the process exits:
+// each ends when its control socket closes.
 func (b *Backend) Close() error {
 	b.mu.Lock()
 	b.closed = true

@@ -46,17 +46,10 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Sandbo
 	default:
 		return nil, fmt.Errorf("network %q: unknown policy", spec.Network)
 	}
-	// From the resolution until the record names the tree, the cache's
-	// lock keeps RemoveRootfs from taking it.
+	// From the resolution until the record names the tree (saved in
+	// start), the cache's lock keeps RemoveRootfs from taking it.
 	b.cacheLock.shared()
-	locked := true
-	unlock := func() {
-		if locked {
-			locked = false
-			b.cacheLock.unlock()
-		}
-	}
-	defer unlock()
+	defer b.cacheLock.unlock()
 	img, err := b.images.resolve(ctx, spec.Image)
 	if err != nil {
 		return nil, err
@@ -97,7 +90,7 @@ func (b *Backend) Create(ctx context.Context, spec sandbox.Spec) (sandbox.Sandbo
 		env: append(slices.Clone(img.env), "HOSTNAME="+cfg.Hostname)}
 	rec := &record{ID: id, Labels: labels, Created: now, Cgroups: b.cg.paths(id), Rootfs: img.rootfs}
 	l := limits{memory: spec.MemoryBytes, cpus: spec.CPUs, pids: spec.Pids}
-	if err := s.start(ctx, cfg, rec, l, unlock); err != nil {
+	if err := s.start(ctx, cfg, rec, l); err != nil {
 		_ = s.teardown()
 		return nil, fmt.Errorf("create sandbox from image %q: %w", spec.Image, err)
 	}
@@ -119,7 +112,7 @@ func newID() (string, error) {
 // network, unless host) from the nursery and sends it cfg. While the init
 // builds the file system, it saves the state record and makes the cgroup,
 // then sends the cgroup's files, and waits for the init to report ready.
-func (s *Sandbox) start(ctx context.Context, cfg *nsinit.Config, rec *record, l limits, saved func()) error {
+func (s *Sandbox) start(ctx context.Context, cfg *nsinit.Config, rec *record, l limits) error {
 	flags := sandboxCloneFlags(cfg.NewNet)
 	n, err := getNursery()
 	if err != nil {
@@ -149,7 +142,6 @@ func (s *Sandbox) start(ctx context.Context, cfg *nsinit.Config, rec *record, l 
 	if err := s.b.records.save(rec); err != nil {
 		return err
 	}
-	saved()
 	s.rec = rec
 	if s.job, err = s.b.cg.create(s.id, l); err != nil {
 		return fmt.Errorf("create cgroup: %w", err)

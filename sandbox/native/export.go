@@ -192,10 +192,7 @@ func untar(r io.Reader, dir string) error {
 // resolves to when Docker does not answer. It returns the folder and
 // whether it had to be built; a tree of the same recipe is reused.
 func EnsureRootfs(ctx context.Context, stateDir, runtime string, opts isol8image.Options) (dir string, built bool, err error) {
-	cache := "/var/lib/isol8/native/rootfs"
-	if stateDir != "" {
-		cache = filepath.Join(stateDir, "native", "rootfs")
-	}
+	cache := filepath.Join(stateFolder(stateDir), "rootfs")
 	if err := os.MkdirAll(cache, 0o711); err != nil {
 		return "", false, fmt.Errorf("native state folder: %w", err)
 	}

@@ -230,10 +230,10 @@ func (im *images) fromDebian(ctx context.Context, rt string, dockerErr error) (i
 	if err != nil {
 		return imageRef{}, fmt.Errorf("image %s:%s: no Docker engine, and its Debian root filesystem cannot be planned: %w; %w", isol8image.RuntimeRepo, rt, err, sandbox.ErrUnavailable)
 	}
-	dir := filepath.Join(im.cache, plan.Key())
 	key := plan.Key()
+	dir := filepath.Join(im.cache, key)
 	for {
-		if st, err := os.Stat(dir); err == nil && st.IsDir() {
+		if exists(dir) {
 			return imageRef{rootfs: dir, env: env}, nil
 		}
 		im.mu.Lock()

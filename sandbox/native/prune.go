@@ -21,8 +21,8 @@ import (
 //
 // A tree is in use from the moment a Create resolves an image to it until
 // the sandbox's record is gone (its processes, and so its mounts, are gone
-// before that). Creates hold the cache's lock shared from the resolution
-// until the record is saved; a removal holds it exclusively while it
+// before that). A Create holds the cache's lock shared throughout
+// (its resolution, then its record); a removal holds it exclusively while it
 // reads the records and moves trees out of the cache, so a tree is never
 // removed between a Create's resolution and its record.
 
@@ -69,13 +69,9 @@ type RootfsTree struct {
 	Bytes int64 // apparent size of its regular files
 }
 
-// stateFolders returns the cache and the records' folder of a state dir
-// ("" is the default, as sandbox.Config.StateDir).
+// stateFolders returns the cache and the records' folder of a state dir.
 func stateFolders(stateDir string) (cache, recs string) {
-	dir := "/var/lib/isol8/native"
-	if stateDir != "" {
-		dir = filepath.Join(stateDir, "native")
-	}
+	dir := stateFolder(stateDir)
 	return filepath.Join(dir, "rootfs"), filepath.Join(dir, "sandboxes")
 }
 
